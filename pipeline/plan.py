@@ -1,0 +1,79 @@
+"""Partition a manifest into work units, deterministically.
+
+A region owns the rows whose id hash falls in its partition ``i/n``. Its rows are
+spread over ``ceil(rows / videos_per_unit)`` units by a second, independent hash of the
+id. The plan is written to ``{output}/_plan.json`` on the first run and reused after,
+so a rerun maps every video to the same unit (and finds its committed shard).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from multihowto.pipeline.manifest import Manifest
+from multihowto.schemas.config import RegionConfig
+from multihowto.schemas.index import PLAN_FILE
+
+
+def stable_hash(text: str, salt: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{salt}:{text}".encode(), digest_size=8).digest(), "big")
+
+
+class PlanMismatch(RuntimeError):
+    """The output already holds a plan made from a different manifest or partition."""
+
+
+@dataclass
+class Plan:
+    units: dict[int, list[dict]]  # unit -> rows
+    rejected: list[dict]
+    fingerprint: str
+
+    @property
+    def n_videos(self) -> int:
+        return sum(len(v) for v in self.units.values())
+
+
+def make_plan(manifest: Manifest, cfg: RegionConfig, output: Path) -> Plan:
+    i, n = cfg.partition_index
+    mine = [r for r in manifest.rows if stable_hash(r["video_id"], "region") % n == i]
+    fingerprint = hashlib.blake2b(
+        json.dumps([cfg.partition, sorted(r["video_id"] for r in mine)]).encode(), digest_size=12
+    ).hexdigest()
+    plan_path = output / PLAN_FILE
+    if plan_path.exists():
+        saved = json.loads(plan_path.read_text())
+        if saved["fingerprint"] != fingerprint:
+            raise PlanMismatch(
+                f"{plan_path} was planned from another manifest or partition "
+                f"({saved['n_videos']} videos, partition {saved['partition']}); "
+                "write to a new output, or remove the old one"
+            )
+        n_units = saved["n_units"]
+    else:
+        n_units = max(1, math.ceil(len(mine) / cfg.videos_per_unit))
+    units: dict[int, list[dict]] = {}
+    for row in mine:
+        units.setdefault(stable_hash(row["video_id"], "unit") % n_units, []).append(row)
+    if not plan_path.exists():
+        output.mkdir(parents=True, exist_ok=True)
+        tmp = plan_path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "fingerprint": fingerprint,
+                    "partition": cfg.partition,
+                    "n_units": n_units,
+                    "n_videos": len(mine),
+                    "rejected_rows": manifest.rejected,
+                    "units": {str(u): [r["video_id"] for r in rows] for u, rows in sorted(units.items())},
+                },
+                indent=1,
+            )
+        )
+        tmp.replace(plan_path)
+    return Plan(units=dict(sorted(units.items())), rejected=manifest.rejected, fingerprint=fingerprint)

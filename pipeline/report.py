@@ -1,0 +1,221 @@
+"""The dataset card: aggregate every committed shard's stats and index.
+
+``summarise(root)`` reads only committed shards (those with a parquet index).
+``write_report(root)`` writes ``README.md`` with PNG plots under ``_report/`` and the
+``how2_{lang}.json`` caption exports in the released Multi-HowTo100M format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from multihowto.schemas.index import (
+    CARD_FILE,
+    INDEX_SCHEMA,
+    INDEX_SUFFIX,
+    PLAN_FILE,
+    REPORT_DIR,
+    STATS_SUFFIX,
+    how2_file,
+)
+from multihowto.schemas.sample import LANGS
+
+
+def committed_shards(root: Path) -> list[Path]:
+    """Index files of committed shards, in shard order."""
+    return sorted(p for p in Path(root).glob(f"shard-*{INDEX_SUFFIX}"))
+
+
+def read_index(root: Path) -> pa.Table:
+    tables = [pq.read_table(p, schema=INDEX_SCHEMA) for p in committed_shards(root)]
+    return pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
+
+
+def summarise(root: Path) -> dict:
+    """Counts over committed shards: videos by status, failures by reason, clips per
+    language, LID rejections and uncertain tracks, missing languages, timings."""
+    root = Path(root)
+    s = {
+        "shards": 0,
+        "videos": Counter(),
+        "failures": Counter(),
+        "failed_videos": [],
+        "clips": 0,
+        "clip_seconds": 0.0,
+        "clips_per_lang": Counter(),
+        "lid_rejected": defaultdict(Counter),
+        "lid_uncertain": Counter(),
+        "missing_langs": defaultdict(Counter),
+        "track_errors": defaultdict(Counter),
+        "timings_s": Counter(),
+        "rejected_rows": [],
+    }
+    for index_path in committed_shards(root):
+        stats_path = index_path.with_name(index_path.name.replace(INDEX_SUFFIX, STATS_SUFFIX))
+        st = json.loads(stats_path.read_text(encoding="utf-8"))
+        s["shards"] += 1
+        s["videos"].update(st["videos"])
+        s["failures"].update(st["failures"])
+        s["clips"] += st["clips"]
+        s["clip_seconds"] += st["clip_seconds"]
+        s["clips_per_lang"].update(st["clips_per_lang"])
+        for lang, reasons in st["lid"]["rejected"].items():
+            s["lid_rejected"][lang].update(reasons)
+        s["lid_uncertain"].update(st["lid"]["uncertain"])
+        for lang, reasons in st["missing_langs"].items():
+            s["missing_langs"][lang].update(reasons)
+        for lang, reasons in st["track_errors"].items():
+            s["track_errors"][lang].update(reasons)
+        s["timings_s"].update(st["timings_s"])
+        s["failed_videos"] += [v for v in st["per_video"] if v["status"] != "ok"]
+    plan = root / PLAN_FILE
+    if plan.exists():
+        s["rejected_rows"] = json.loads(plan.read_text())["rejected_rows"]
+    return s
+
+
+def export_how2(root: Path, table: pa.Table) -> list[Path]:
+    """``how2_{lang}.json``: ``{video_id: {"text": [...], "start": [...], "end": [...]}}``."""
+    rows = sorted(table.to_pylist(), key=lambda r: (r["video_id"], r["clip_index"]))
+    paths = []
+    for lang in LANGS:
+        doc: dict[str, dict[str, list]] = {}
+        for r in rows:
+            text = r[f"text_{lang}"]
+            if not text:
+                continue
+            entry = doc.setdefault(r["video_id"], {"text": [], "start": [], "end": []})
+            entry["text"].append(text)
+            entry["start"].append(r["start"])
+            entry["end"].append(r["end"])
+        path = root / how2_file(lang)
+        path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def _plots(root: Path, s: dict, table: pa.Table) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = root / REPORT_DIR
+    out.mkdir(exist_ok=True)
+    files = {}
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=90)
+        plt.close(fig)
+        files[name] = f"{REPORT_DIR}/{name}"
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(list(LANGS), [s["clips_per_lang"][lang] for lang in LANGS], color="#4477aa")
+    ax.axhline(s["clips"], color="grey", linestyle="--", label="all clips")
+    ax.set_ylabel("clips")
+    ax.set_title("Clips per language")
+    ax.legend()
+    save(fig, "clips_per_lang.png")
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(table.column("duration").to_pylist() or [0], bins=20, color="#228833")
+    ax.set_xlabel("clip length (s)")
+    ax.set_ylabel("clips")
+    ax.set_title("Clip lengths")
+    save(fig, "clip_lengths.png")
+
+    scores: dict[str, list[float]] = defaultdict(list)
+    for index_path in committed_shards(root):
+        tar = index_path.with_suffix(".tar")
+        scores_from_tar(tar, scores)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    data = [scores.get(lang, []) or [0.0] for lang in LANGS]
+    ax.boxplot(data, tick_labels=list(LANGS))
+    ax.set_ylabel("fastText score of the track")
+    ax.set_title("Language ID score per language (accepted tracks)")
+    save(fig, "lid_scores.png")
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    reasons = s["failures"] + Counter({f"lid {lang}: {r}": n for lang, c in s["lid_rejected"].items() for r, n in c.items()})
+    names = list(reasons) or ["none"]
+    ax.barh(names, [reasons[n] for n in names] if reasons else [0], color="#cc6677")
+    ax.set_xlabel("count")
+    ax.set_title("Failures and rejected tracks by reason")
+    save(fig, "failures.png")
+    return files
+
+
+def scores_from_tar(tar: Path, scores: dict[str, list[float]]) -> None:
+    """Collect each video's per-language LID score (once per video) from sample json."""
+    import webdataset as wds
+
+    seen = set()
+    for sample in wds.WebDataset(str(tar), shardshuffle=False):  # raw bytes: no decoder, no pickle
+        meta = json.loads(sample["json"])
+        if meta["video_id"] in seen:
+            continue
+        seen.add(meta["video_id"])
+        for lang, v in meta["lid"].items():
+            if v.get("score") is not None:
+                scores[lang].append(v["score"])
+
+
+def write_report(root: Path) -> str:
+    """Write the card, plots and how2 exports; returns the card's markdown."""
+    root = Path(root)
+    s = summarise(root)
+    table = read_index(root)
+    export_how2(root, table)
+    plots = _plots(root, s, table)
+    videos_with_clips = len(set(table.column("video_id").to_pylist()))
+    lines = [
+        "# multihowto dataset card",
+        "",
+        f"- shards: {s['shards']}  (WebDataset tar + parquet index + stats json each)",
+        f"- videos: {s['videos']['total']} planned, {s['videos']['ok']} ok, {s['videos']['failed']} failed; {videos_with_clips} with clips",
+        f"- clips: {s['clips']}  ({s['clip_seconds'] / 60:.1f} minutes)",
+        f"- manifest rows rejected: {len(s['rejected_rows'])}",
+        "",
+        "## Clips per language",
+        "",
+        "| lang | clips | coverage |",
+        "|---|---|---|",
+    ]
+    for lang in LANGS:
+        n = s["clips_per_lang"][lang]
+        lines.append(f"| {lang} | {n} | {100 * n / max(1, s['clips']):.1f}% |")
+    lines += ["", f"![clips per language]({plots['clips_per_lang.png']})", ""]
+    lines += ["## Language ID", "", "| lang | rejected tracks | uncertain tracks (kept, flagged) |", "|---|---|---|"]
+    for lang in LANGS:
+        rej = ", ".join(f"{r}: {n}" for r, n in sorted(s["lid_rejected"].get(lang, {}).items())) or "0"
+        lines.append(f"| {lang} | {rej} | {s['lid_uncertain'].get(lang, 0)} |")
+    lines += ["", f"![LID scores]({plots['lid_scores.png']})", ""]
+    lines += ["## Missing languages (videos without a usable track)", ""]
+    for lang in LANGS:
+        miss = s["missing_langs"].get(lang)
+        if miss:
+            lines.append(f"- {lang}: " + ", ".join(f"{r}: {n}" for r, n in sorted(miss.items())))
+    if not s["missing_langs"]:
+        lines.append("- none")
+    lines += ["", "## Failures by reason", ""]
+    for reason, n in s["failures"].most_common():
+        lines.append(f"- {reason}: {n}")
+    for v in s["failed_videos"]:
+        lines.append(f"  - {v['video_id']} at {v['failed_at']}: {v['error']}")
+    for row in s["rejected_rows"]:
+        lines.append(f"- manifest line {row['line']}: {row['reason']} ({row['value']})")
+    if not s["failures"] and not s["rejected_rows"]:
+        lines.append("- none")
+    lines += ["", f"![failures]({plots['failures.png']})", "", "## Clip lengths", "", f"![clip lengths]({plots['clip_lengths.png']})", ""]
+    lines += ["## Stage time (summed over videos, seconds)", ""]
+    for stage, secs in s["timings_s"].items():
+        lines.append(f"- {stage}: {secs:.2f}")
+    card = "\n".join(lines) + "\n"
+    (root / CARD_FILE).write_text(card, encoding="utf-8")
+    return card

@@ -1,0 +1,107 @@
+"""``mhowto dataset``: plan, run the stages on Ray, commit shards, write the report.
+
+Resumable by construction: a unit whose parquet index exists is done and skipped;
+files of a unit without its index are removed and the unit redone. A video's
+downloads are deleted once its unit is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from multihowto.operators.base import Item
+from multihowto.operators.shards import ShardCommit
+from multihowto.pipeline.manifest import Manifest, read_manifest
+from multihowto.pipeline.plan import make_plan
+from multihowto.schemas.config import RegionConfig
+
+
+@dataclass
+class RunSummary:
+    units_total: int
+    units_done_before: int
+    units_committed: int
+    videos: int
+    clips: int
+    seconds: float
+
+
+@contextlib.contextmanager
+def open_source(cfg: RegionConfig) -> Iterator[Manifest]:
+    """The region's manifest; for ``sample_site`` the site is built if needed and served
+    on 127.0.0.1 for as long as the context is open."""
+    src = cfg.source
+    if src.kind == "sample_site":
+        from multihowto.sample_site.build import build_site
+        from multihowto.sample_site.server import serve
+
+        site = build_site(Path(src.site_dir))
+        with serve(site) as base_url:
+            yield read_manifest(site / "manifest.csv", src.url_template, base_url)
+    else:
+        yield read_manifest(src.manifest, src.url_template)
+
+
+def run_dataset(cfg: RegionConfig, log=print) -> RunSummary:
+    started = time.perf_counter()
+    output = Path(cfg.output)
+    output.mkdir(parents=True, exist_ok=True)
+    work_dir = output / "_work"
+    committer = ShardCommit(cfg, output)
+    with open_source(cfg) as manifest:
+        plan = make_plan(manifest, cfg, output)
+        done = [u for u in plan.units if committer.is_committed(u)]
+        todo = {u: rows for u, rows in plan.units.items() if u not in done}
+        log(
+            f"[plan] {plan.n_videos} videos in {len(plan.units)} units; "
+            f"{len(done)} already committed, {len(todo)} to do; "
+            f"{len(plan.rejected)} manifest rows rejected"
+        )
+        committed, clips, n_videos = 0, 0, sum(len(r) for r in todo.values())
+        if todo:
+            for unit in todo:
+                committer.remove_partial(unit)
+            from multihowto.pipeline.ray_runner import run_items
+
+            pending: dict[int, list[Item]] = {u: [] for u in todo}
+            items = [
+                {"video_id": r["video_id"], "url": r["url"], "unit": u, "status": "ok"}
+                for u, rows in todo.items()
+                for r in rows
+            ]
+            bar = tqdm(total=len(items), desc="videos", unit="video", dynamic_ncols=True)
+
+            def on_item(item: Item) -> None:
+                nonlocal committed, clips
+                unit = item["unit"]
+                pending[unit].append(item)
+                bar.update(1)
+                if len(pending[unit]) == len(todo[unit]):
+                    stats = committer.commit(unit, pending.pop(unit))
+                    committed += 1
+                    clips += stats["clips"]
+                    for it in todo[unit]:
+                        shutil.rmtree(work_dir / it["video_id"], ignore_errors=True)
+                    bar.set_postfix(units=f"{committed}/{len(todo)}", clips=clips)
+
+            run_items(items, cfg, str(work_dir), on_item)
+            bar.close()
+            if pending:
+                raise RuntimeError(f"units never completed: {sorted(pending)}")
+    shutil.rmtree(output / ".tmp", ignore_errors=True)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return RunSummary(
+        units_total=len(plan.units),
+        units_done_before=len(done),
+        units_committed=committed,
+        videos=n_videos,
+        clips=clips,
+        seconds=round(time.perf_counter() - started, 1),
+    )

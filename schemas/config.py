@@ -1,0 +1,220 @@
+"""Typed configuration: one frozen dataclass per section of a region profile.
+
+``load_region(path)`` reads ``deploy/regions/{name}.yaml`` and validates it; an error
+names the file and the dotted field (``download.retries: expected int, got 'x'``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from multihowto.schemas.sample import LANGS
+
+
+class ConfigError(ValueError):
+    """A region profile or config section is invalid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where the videos come from.
+
+    ``sample_site``: the project's own site, built into ``site_dir`` and served on
+    127.0.0.1 for the run. ``manifest``: a CSV (HowTo100M's, or ``video_id,url``),
+    parquet or text list of ids/URLs at ``manifest``."""
+
+    kind: str = "sample_site"
+    site_dir: str = "build/site"
+    manifest: str = ""
+    url_template: str = "https://www.youtube.com/watch?v={id}"
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    format: str = "best[height<=360]/best"
+    subtitle_format: str = "json3/vtt/srt/best"
+    write_auto_subs: bool = True
+    allowed_extractors: tuple[str, ...] = ("generic", "html5", "youtube")
+    socket_timeout_s: float = 20.0
+    retries: int = 3
+    cookies_file: str = ""
+    proxy: str = ""
+    geo_bypass_country: str = ""
+    rate_limit_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class SubtitlesConfig:
+    drop_sound_tags: bool = True
+    min_cue_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class LangIdConfig:
+    """Track verdicts (see operators/langid.py). Scores are fastText probabilities with
+    the argmax restricted to the target languages."""
+
+    min_chars: int = 12
+    reject_score: float = 0.5
+    accept_floor: float = 0.1
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    pivot: str = "en"
+    min_clip_s: float = 1.0
+    max_clip_s: float = 10.0
+    min_overlap: float = 0.5
+
+
+@dataclass(frozen=True)
+class FramesConfig:
+    fps: float = 1.0
+    size: int = 224
+    jpeg_quality: int = 90
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class ConcurrencyConfig:
+    """Actors per stage; 0 for ``frames`` means one per CPU core Ray sees."""
+
+    download: int = 4
+    subtitles: int = 1
+    langid: int = 1
+    align: int = 1
+    frames: int = 0
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    name: str = "local"
+    ray_address: str = "local"
+    output: str = "data/local"
+    partition: str = "0/1"
+    videos_per_unit: int = 4
+    langs: tuple[str, ...] = LANGS
+    source: SourceConfig = field(default_factory=SourceConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    subtitles: SubtitlesConfig = field(default_factory=SubtitlesConfig)
+    langid: LangIdConfig = field(default_factory=LangIdConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    frames: FramesConfig = field(default_factory=FramesConfig)
+    concurrency: ConcurrencyConfig = field(default_factory=ConcurrencyConfig)
+
+    @property
+    def partition_index(self) -> tuple[int, int]:
+        i, n = self.partition.split("/")
+        return int(i), int(n)
+
+
+def _coerce(value, hint, where: str):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return build(hint, value, where)
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (inner, _) = typing.get_args(hint)
+        return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint in (int, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {hint}")  # pragma: no cover
+
+
+def build(cls, data: dict, where: str = ""):
+    """Build dataclass ``cls`` from a mapping, rejecting unknown fields and wrong types."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown field (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in data.items():
+        path = f"{where}.{name}" if where else name
+        hint = hints[name]
+        if isinstance(hint, types.UnionType):  # pragma: no cover - no optional fields yet
+            hint = typing.get_args(hint)[0]
+        kwargs[name] = _coerce(value, hint, path)
+    return cls(**kwargs)
+
+
+def validate(cfg: RegionConfig) -> RegionConfig:
+    def bad(path: str, why: str):
+        raise ConfigError(f"{path}: {why}")
+
+    if not re.fullmatch(r"\d+/\d+", cfg.partition):
+        bad("partition", f"expected 'i/n', got {cfg.partition!r}")
+    i, n = cfg.partition_index
+    if n < 1 or not 0 <= i < n:
+        bad("partition", f"need 0 <= i < n, got {cfg.partition!r}")
+    if cfg.source.kind not in ("sample_site", "manifest"):
+        bad("source.kind", f"expected 'sample_site' or 'manifest', got {cfg.source.kind!r}")
+    if cfg.source.kind == "manifest" and not cfg.source.manifest:
+        bad("source.manifest", "required when source.kind is 'manifest'")
+    unknown = [lang for lang in cfg.langs if lang not in LANGS]
+    if unknown or not cfg.langs:
+        bad("langs", f"unknown language(s) {unknown}; supported: {', '.join(LANGS)}")
+    if cfg.align.pivot not in cfg.langs:
+        bad("align.pivot", f"{cfg.align.pivot!r} is not one of langs")
+    if not 0 < cfg.align.min_clip_s < cfg.align.max_clip_s:
+        bad("align.min_clip_s", f"need 0 < min_clip_s < max_clip_s, got {cfg.align.min_clip_s} and {cfg.align.max_clip_s}")
+    if not 0 < cfg.align.min_overlap <= 1:
+        bad("align.min_overlap", "must be in (0, 1]")
+    if cfg.frames.fps <= 0:
+        bad("frames.fps", "must be > 0")
+    if not 16 <= cfg.frames.size <= 1024:
+        bad("frames.size", "must be within [16, 1024]")
+    if not 1 <= cfg.frames.jpeg_quality <= 100:
+        bad("frames.jpeg_quality", "must be within [1, 100]")
+    if cfg.videos_per_unit < 1:
+        bad("videos_per_unit", "must be >= 1")
+    if cfg.download.retries < 0:
+        bad("download.retries", "must be >= 0")
+    for name in ("download", "subtitles", "langid", "align"):
+        if getattr(cfg.concurrency, name) < 1:
+            bad(f"concurrency.{name}", "must be >= 1")
+    if cfg.concurrency.frames < 0:
+        bad("concurrency.frames", "must be >= 0 (0: one per core)")
+    if not 0 < cfg.langid.accept_floor < cfg.langid.reject_score <= 1:
+        bad("langid.accept_floor", "need 0 < accept_floor < reject_score <= 1")
+    return cfg
+
+
+def load_region(path: str | Path) -> RegionConfig:
+    """Read and validate a region profile; errors name the file and the field."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such region profile") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data.setdefault("name", path.stem)
+    try:
+        return validate(build(RegionConfig, data))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def region_path(name: str, root: Path | None = None) -> Path:
+    root = root or Path.cwd()
+    return root / "deploy" / "regions" / f"{name}.yaml"

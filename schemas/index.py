@@ -1,0 +1,61 @@
+"""Per-shard files next to ``shard-{unit:06d}.tar``.
+
+- ``.parquet``: one row per sample (:data:`INDEX_SCHEMA`). Its presence is the commit
+  marker: a shard without its index is not part of the dataset.
+- ``.stats.json``: counts by status and reason, per-language coverage, LID verdicts,
+  stage timings, and one entry per video of the unit (:func:`new_stats`).
+
+The dataset root holds ``_plan.json`` (the work units), ``README.md`` (the dataset card),
+``_report/*.png`` and ``how2_{lang}.json``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from multihowto.schemas.sample import LANGS, PIPELINE_VERSION
+
+INDEX_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("video_id", pa.string()),
+        ("clip_index", pa.int32()),
+        ("start", pa.float64()),
+        ("end", pa.float64()),
+        ("duration", pa.float64()),
+        ("langs", pa.list_(pa.string())),
+        ("n_frames", pa.int32()),
+        ("tar_offset", pa.int64()),  # byte offset of the sample's first tar header
+        ("tar_size", pa.int64()),  # bytes up to the end of its last member (padded)
+        *[(f"text_{lang}", pa.string()) for lang in LANGS],
+    ]
+)
+
+PLAN_FILE = "_plan.json"
+REPORT_DIR = "_report"
+CARD_FILE = "README.md"
+INDEX_SUFFIX = ".parquet"
+TAR_SUFFIX = ".tar"
+STATS_SUFFIX = ".stats.json"
+
+
+def how2_file(lang: str) -> str:
+    return f"how2_{lang}.json"
+
+
+def new_stats(shard: str, unit: int) -> dict:
+    return {
+        "shard": shard,
+        "unit": unit,
+        "pipeline_version": PIPELINE_VERSION,
+        "videos": {"total": 0, "ok": 0, "failed": 0},
+        "failures": {},  # reason -> count
+        "clips": 0,
+        "clips_per_lang": {lang: 0 for lang in LANGS},
+        "clip_seconds": 0.0,
+        "lid": {"rejected": {}, "uncertain": {}},  # lang -> {reason: count} / lang -> count
+        "missing_langs": {},  # lang -> {reason: count}
+        "track_errors": {},  # lang -> {reason: count}
+        "timings_s": {},  # stage -> summed seconds
+        "per_video": [],
+    }
