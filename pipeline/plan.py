@@ -1,9 +1,10 @@
 """Partition a manifest into work units, deterministically.
 
 A region owns the rows whose id hash falls in its partition ``i/n``. Its rows are
-spread over ``ceil(rows / videos_per_unit)`` units by a second, independent hash of the
-id. The plan is written to ``{output}/_plan.json`` on the first run and reused after,
-so a rerun maps every video to the same unit (and finds its committed shard).
+ordered by a second, independent hash of the id and cut into units of
+``videos_per_unit`` (so units are balanced and mix the manifest's order). The plan is
+written to ``{output}/_plan.json`` on the first run and read back after, so a rerun
+maps every video to the same unit (and finds its committed shard).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def make_plan(manifest: Manifest, cfg: RegionConfig, output: Path) -> Plan:
         json.dumps([cfg.partition, sorted(r["video_id"] for r in mine)]).encode(), digest_size=12
     ).hexdigest()
     plan_path = output / PLAN_FILE
+    by_id = {r["video_id"]: r for r in mine}
     if plan_path.exists():
         saved = json.loads(plan_path.read_text())
         if saved["fingerprint"] != fingerprint:
@@ -53,13 +55,11 @@ def make_plan(manifest: Manifest, cfg: RegionConfig, output: Path) -> Plan:
                 f"({saved['n_videos']} videos, partition {saved['partition']}); "
                 "write to a new output, or remove the old one"
             )
-        n_units = saved["n_units"]
+        units = {int(u): [by_id[v] for v in ids] for u, ids in saved["units"].items()}
     else:
-        n_units = max(1, math.ceil(len(mine) / cfg.videos_per_unit))
-    units: dict[int, list[dict]] = {}
-    for row in mine:
-        units.setdefault(stable_hash(row["video_id"], "unit") % n_units, []).append(row)
-    if not plan_path.exists():
+        ordered = sorted(mine, key=lambda r: (stable_hash(r["video_id"], "unit"), r["video_id"]))
+        size = cfg.videos_per_unit
+        units = {u: ordered[u * size : (u + 1) * size] for u in range(max(1, math.ceil(len(ordered) / size)))}
         output.mkdir(parents=True, exist_ok=True)
         tmp = plan_path.with_suffix(".tmp")
         tmp.write_text(
@@ -67,10 +67,10 @@ def make_plan(manifest: Manifest, cfg: RegionConfig, output: Path) -> Plan:
                 {
                     "fingerprint": fingerprint,
                     "partition": cfg.partition,
-                    "n_units": n_units,
+                    "n_units": len(units),
                     "n_videos": len(mine),
                     "rejected_rows": manifest.rejected,
-                    "units": {str(u): [r["video_id"] for r in rows] for u, rows in sorted(units.items())},
+                    "units": {str(u): [r["video_id"] for r in rows] for u, rows in units.items()},
                 },
                 indent=1,
             )

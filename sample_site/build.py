@@ -150,14 +150,19 @@ def _shifted(cues: list[Cue], rng: random.Random) -> list[tuple[float, float, st
     return out
 
 
-def build_site(out_dir: Path, spec: SiteSpec = SiteSpec()) -> Path:
-    """Build the site into ``out_dir`` (replaced when its stamp differs). Idempotent:
-    a finished site with the same spec is left as it is."""
+def build_site(out_dir: Path, spec: SiteSpec | None = None) -> Path:
+    """Build the site into ``out_dir``. Idempotent: a finished site is left as it is when
+    it was built by this SITE_VERSION and, if ``spec`` is given, with that spec; with no
+    spec, any finished site of this version is kept (a pipeline run serves what is
+    there) and a missing one is built with the default spec."""
     out_dir = Path(out_dir)
-    stamp = json.dumps({"version": SITE_VERSION, "spec": asdict(spec)}, sort_keys=True)
     stamp_file = out_dir / ".built"
-    if stamp_file.exists() and stamp_file.read_text() == stamp:
-        return out_dir
+    if stamp_file.exists():
+        saved = json.loads(stamp_file.read_text())
+        if saved.get("version") == SITE_VERSION and (spec is None or saved.get("spec") == json.loads(json.dumps(asdict(spec)))):
+            return out_dir
+    spec = spec or SiteSpec()
+    stamp = json.dumps({"version": SITE_VERSION, "spec": asdict(spec)}, sort_keys=True)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     for sub in ("v", "media", "subs", "_glyphs"):

@@ -1,0 +1,54 @@
+# multihowto: `make dataset` and `make test` set everything up on their own.
+PYTHON      ?= python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+REGION      ?= local
+# Debian packages that carry the sample site's real material (CLDR names, Noto emoji).
+APT_PACKAGES := unicode-cldr-core fonts-noto-color-emoji
+STAMP       := $(VENV)/.installed
+
+.PHONY: setup system-deps site dataset inspect test test-fast lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# Pinned first: a plain `torch` would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "[setup] installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "[setup] missing Debian packages:$$missing"; \
+	    echo "        run: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+site: setup
+	$(BIN)/mhowto build-sample --site-dir build/site
+
+dataset: setup
+	$(BIN)/mhowto dataset --region $(REGION)
+
+inspect: setup
+	$(BIN)/mhowto inspect data/$(REGION)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check pipeline operators schemas sample_site trainer tests
+
+clean:
+	rm -rf build data runs .pytest_cache

@@ -1,0 +1,45 @@
+"""Shared fixtures: a small sample site built once per session and served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from multihowto.sample_site.build import SiteSpec, build_site
+from multihowto.sample_site.server import serve
+from multihowto.schemas.config import RegionConfig, SourceConfig
+
+DATA = Path(__file__).parent / "data"
+
+# Six videos carrying every defect: 1 rolling ASR English, 3 a German track in French,
+# 4 without sw and cs, 5 a corrupt mp4.
+SMALL_SITE = SiteSpec(
+    n_videos=6,
+    cues_per_video=(5, 7),
+    rolling_en=(1,),
+    wrong_language=(3, "de", "fr"),
+    missing_langs=(4, ("sw", "cs")),
+    corrupt_video=5,
+)
+
+
+@pytest.fixture(scope="session")
+def small_site(tmp_path_factory) -> Path:
+    return build_site(tmp_path_factory.mktemp("site"), SMALL_SITE)
+
+
+@pytest.fixture()
+def site_url(small_site):
+    with serve(small_site) as base:
+        yield base
+
+
+@pytest.fixture()
+def cfg(tmp_path) -> RegionConfig:
+    return RegionConfig(output=str(tmp_path / "out"))
+
+
+def with_site(cfg: RegionConfig, site: Path, **changes) -> RegionConfig:
+    return dataclasses.replace(cfg, source=SourceConfig(kind="sample_site", site_dir=str(site)), **changes)

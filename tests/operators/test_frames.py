@@ -1,0 +1,53 @@
+"""One ffmpeg decode per video, frames cut per clip, on real footage."""
+
+import dataclasses
+import subprocess
+
+import pytest
+
+from multihowto.operators.ffmpeg_binary import ffmpeg_exe
+from multihowto.operators.frames import ExtractFrames, decode_video, frames_for_clip
+from multihowto.sample_site.material import footage_paths
+from multihowto.schemas.config import FramesConfig, RegionConfig
+from multihowto.schemas.frames import decode_frames
+
+
+@pytest.fixture(scope="module")
+def clip6s(tmp_path_factory):
+    """Six seconds of the real bikes footage (640x272, wider than tall)."""
+    out = tmp_path_factory.mktemp("v") / "bikes6.mp4"
+    src = [p for p in footage_paths() if p.name == "bikes.mp4"][0]
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(src), "-t", "6", "-an", "-c:v", "libx264", str(out)], check=True)
+    return out
+
+
+def test_decode_samples_at_fps_and_crops_square(clip6s):
+    frames = decode_video(str(clip6s), FramesConfig(fps=1.0, size=96))
+    assert frames.shape == (6, 96, 96, 3)
+    frames2 = decode_video(str(clip6s), FramesConfig(fps=2.0, size=64))
+    assert frames2.shape == (12, 64, 64, 3)
+
+
+def test_frames_for_clip():
+    assert frames_for_clip(1.0, 3.0, 6, 1.0) == [1, 2]
+    assert frames_for_clip(2.2, 2.6, 6, 1.0) == [2]  # shorter than a period: nearest to the middle
+
+
+def test_operator_packs_frames_per_clip(clip6s):
+    cfg = dataclasses.replace(RegionConfig(), frames=FramesConfig(size=64))
+    item = {"video_id": "v", "video_path": str(clip6s), "clips": [{"start": 0.0, "end": 2.5}, {"start": 2.5, "end": 6.0}]}
+    [out] = ExtractFrames(cfg).process_batch([item])
+    assert out["status"] == "ok"
+    assert out["clip_frame_counts"] == [3, 3]
+    frames = decode_frames(out["clip_frames"][1])
+    assert frames.shape == (3, 64, 64, 3)
+    assert frames.std() > 5  # real footage, not a blank frame
+
+
+def test_corrupt_video_is_a_recorded_failure(tmp_path, clip6s):
+    bad = tmp_path / "bad.mp4"
+    data = clip6s.read_bytes()
+    bad.write_bytes(data[:64] + bytes(len(data) // 4))
+    [out] = ExtractFrames(RegionConfig()).process_batch([{"video_id": "v", "video_path": str(bad), "clips": [{"start": 0, "end": 2}]}])
+    assert out["status"] == "failed" and out["failed_at"] == "frames"
+    assert out["error"].startswith("corrupt_video")

@@ -1,0 +1,54 @@
+"""Language ID with the real lid.176 model on real CLDR text."""
+
+import dataclasses
+
+from multihowto.operators.langid import LanguageId, LanguageIdentifier, track_verdict
+from multihowto.sample_site.material import load_emoji
+from multihowto.schemas.config import LangIdConfig, RegionConfig
+
+
+def _track(texts):
+    return {"cues": [[i * 3.0, i * 3.0 + 2.5, t] for i, t in enumerate(texts)], "format": "vtt", "kind": "manual"}
+
+
+def test_identifier_on_real_sentences():
+    lid = LanguageIdentifier()
+    assert lid.top("Heute backen wir zusammen ein Brot aus Mehl und Wasser.")[0] == "de"
+    assert lid.top("Сегодня мы будем печь хлеб из муки и воды.")[0] == "ru"
+    assert lid.top("")[0] == "und"
+
+
+def test_verdicts():
+    cfg = LangIdConfig()
+    assert track_verdict("de", {"de": 0.9}, 100, cfg)["verdict"] == "accept"
+    wrong = track_verdict("de", {"fr": 0.9, "de": 0.01}, 100, cfg)
+    assert (wrong["verdict"], wrong["reason"], wrong["label"]) == ("reject", "wrong_language", "fr")
+    assert track_verdict("sw", {"en": 0.3, "sw": 0.2}, 100, cfg)["verdict"] == "uncertain"
+    assert track_verdict("en", {"en": 0.9}, 5, cfg)["reason"] == "too_little_text"
+
+
+def test_operator_rejects_a_track_in_the_wrong_language():
+    emoji = load_emoji()[400:410]
+    item = {
+        "video_id": "v",
+        "tracks": {
+            "en": _track([e.names["en"] for e in emoji]),
+            "de": _track([e.names["fr"] for e in emoji]),  # claims German, holds French
+            "ru": _track([e.names["ru"] for e in emoji]),
+        },
+    }
+    [out] = LanguageId(RegionConfig()).process_batch([item])
+    assert out["status"] == "ok"
+    assert set(out["tracks"]) == {"en", "ru"}
+    assert out["lid_rejected"] == {"de": "wrong_language"}
+    assert out["lid"]["de"]["label"] == "fr" and out["lid"]["de"]["score"] >= 0.5
+    assert out["lid"]["ru"]["verdict"] == "accept"
+    assert len(out["tracks"]["en"]["cue_lid"]) == 10
+
+
+def test_thresholds_come_from_config():
+    emoji = load_emoji()[400:410]
+    item = {"video_id": "v", "tracks": {"de": _track([e.names["fr"] for e in emoji])}}
+    lax = dataclasses.replace(RegionConfig(), langid=LangIdConfig(reject_score=0.999, accept_floor=0.001))
+    [out] = LanguageId(lax).process_batch([item])
+    assert out["lid"]["de"]["verdict"] == "uncertain"

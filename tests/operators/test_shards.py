@@ -1,0 +1,87 @@
+"""Shard commit: webdataset tar + parquet index + stats, atomic, resumable."""
+
+import io
+import json
+import os
+import tarfile
+
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+
+from multihowto.operators.shards import ShardCommit
+from multihowto.schemas.frames import pack_jpegs, unpack_jpegs
+from multihowto.schemas.index import INDEX_SCHEMA
+
+
+def _items():
+    ok = {
+        "video_id": "vid-a",
+        "url": "http://127.0.0.1/v/a.html",
+        "status": "ok",
+        "pivot": "en",
+        "tracks": {"en": {"format": "vtt", "kind": "manual"}, "de": {"format": "vtt", "kind": "manual"}},
+        "lid": {"en": {"verdict": "accept", "label": "en", "score": 0.9}, "de": {"verdict": "accept", "label": "de", "score": 0.8}},
+        "missing_langs": {"sw": "no_track"},
+        "clips": [
+            {"index": 0, "start": 0.0, "end": 2.0, "texts": {"en": "bread", "de": "Brot"}, "confidence": {"en": 1.0, "de": 0.9}},
+            {"index": 1, "start": 2.0, "end": 4.0, "texts": {"en": "water"}, "confidence": {"en": 1.0}},
+        ],
+        "clip_frames": [pack_jpegs([b"\xff\xd8a\xff\xd9", b"\xff\xd8b\xff\xd9"]), pack_jpegs([b"\xff\xd8c\xff\xd9"])],
+        "clip_frame_counts": [2, 1],
+        "timings": {"frames": 0.5},
+    }
+    bad = {"video_id": "vid-b", "status": "failed", "error": "corrupt_video: broken", "failed_at": "frames"}
+    return [ok, bad]
+
+
+def test_commit_writes_tar_index_and_stats(cfg, tmp_path):
+    sc = ShardCommit(cfg, tmp_path)
+    stats = sc.commit(3, _items())
+    paths = sc.paths(3)
+    assert all(p.exists() for p in paths.values()) and sc.is_committed(3)
+    samples = list(wds.WebDataset(str(paths["tar"]), shardshuffle=False))
+    assert [s["__key__"] for s in samples] == ["vid-a_00000", "vid-a_00001"]
+    assert samples[0]["de.txt"] == b"Brot" and "de.txt" not in samples[1]
+    assert unpack_jpegs(samples[0]["frames.npz"]) == [b"\xff\xd8a\xff\xd9", b"\xff\xd8b\xff\xd9"]
+    meta = json.loads(samples[0]["json"])
+    assert meta["langs"] == ["en", "de"] and meta["frame_count"] == 2 and meta["lid"]["de"]["label"] == "de"
+    table = pq.read_table(paths["index"])
+    assert table.schema.equals(INDEX_SCHEMA)
+    assert table.column("key").to_pylist() == ["vid-a_00000", "vid-a_00001"]
+    # offsets point at the samples' bytes in the tar
+    raw = paths["tar"].read_bytes()
+    off, size = table.column("tar_offset")[1].as_py(), table.column("tar_size")[1].as_py()
+    with tarfile.open(fileobj=io.BytesIO(raw[off : off + size])) as one:
+        assert sorted(one.getnames()) == ["vid-a_00001.en.txt", "vid-a_00001.frames.npz", "vid-a_00001.json"]
+    assert stats["videos"] == {"total": 2, "ok": 1, "failed": 1}
+    assert stats["failures"] == {"corrupt_video": 1}
+    assert stats["clips_per_lang"]["de"] == 1 and stats["missing_langs"] == {"sw": {"no_track": 1}}
+
+
+def test_same_input_gives_identical_bytes(cfg, tmp_path):
+    a, b = ShardCommit(cfg, tmp_path / "a"), ShardCommit(cfg, tmp_path / "b")
+    a.commit(0, _items())
+    b.commit(0, _items())
+    assert a.paths(0)["tar"].read_bytes() == b.paths(0)["tar"].read_bytes()
+
+
+def test_crash_before_the_index_leaves_no_committed_shard(cfg, tmp_path, monkeypatch):
+    sc = ShardCommit(cfg, tmp_path)
+    real_replace = os.replace
+
+    def crash_on_index(src, dst):
+        if str(dst).endswith(".parquet"):
+            raise OSError("disk gone")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_index)
+    with pytest.raises(OSError):
+        sc.commit(1, _items())
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not sc.is_committed(1)
+    assert sc.paths(1)["tar"].exists()  # written but not committed
+    sc.remove_partial(1)
+    assert not any(p.exists() for p in sc.paths(1).values())
+    sc.commit(1, _items())
+    assert sc.is_committed(1)

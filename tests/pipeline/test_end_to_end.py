@@ -1,0 +1,112 @@
+"""The whole chain through Ray against the sample site on 127.0.0.1, read back with
+plain webdataset and with ray.data.read_webdataset, then rerun with nothing to do."""
+
+import json
+import unicodedata
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+
+from multihowto.pipeline.inspect_dataset import inspect_dataset
+from multihowto.pipeline.report import write_report
+from multihowto.pipeline.run import run_dataset
+from multihowto.schemas.frames import decode_frames
+from multihowto.schemas.sample import LANGS
+from tests.conftest import with_site
+
+pytestmark = pytest.mark.slow
+
+
+def _nfc(s):
+    return unicodedata.normalize("NFC", " ".join(s.split()))
+
+
+@pytest.fixture(scope="module")
+def built(small_site, tmp_path_factory):
+    import ray
+
+    from multihowto.schemas.config import RegionConfig
+
+    out = tmp_path_factory.mktemp("ds") / "local"
+    cfg = with_site(RegionConfig(output=str(out), videos_per_unit=2), small_site)
+    summary = run_dataset(cfg, log=lambda *_: None)
+    yield cfg, out, summary
+    ray.shutdown()
+
+
+def _samples(out: Path) -> list[dict]:
+    samples = []
+    for tar in sorted(out.glob("shard-*.tar")):
+        samples += list(wds.WebDataset(str(tar), shardshuffle=False))  # raw bytes: no pickle
+    return samples
+
+
+def test_every_good_video_yields_its_clips(built, small_site):
+    cfg, out, summary = built
+    truth = json.loads((small_site / "truth.json").read_text())
+    assert summary.videos == 6 and summary.units_committed == summary.units_total >= 3
+    by_video: dict[str, list[dict]] = {}
+    for s in _samples(out):
+        by_video.setdefault(json.loads(s["json"])["video_id"], []).append(s)
+    good = [v for v, t in truth.items() if not t["corrupt"]]
+    assert sorted(by_video) == sorted(good)
+    for vid in good:
+        cues, samples = truth[vid]["cues"], sorted(by_video[vid], key=lambda s: s["__key__"])
+        assert len(samples) == len(cues), vid
+        for cue, sample in zip(cues, samples, strict=True):
+            present = {lang for lang in LANGS if f"{lang}.txt" in sample}
+            expected_langs = set(truth[vid]["langs"]) - ({"de"} if vid == "sample-03" else set())
+            assert present == expected_langs, (vid, sample["__key__"])
+            for lang in present:
+                got = sample[f"{lang}.txt"].decode("utf-8")
+                want = _nfc(cue["texts"][lang])
+                assert got == (want.lower() if (vid, lang) == ("sample-01", "en") else want)
+
+
+def test_samples_hold_frames_texts_and_json(built):
+    cfg, out, _ = built
+    samples = _samples(out)
+    index = pq.read_table(sorted(out.glob("shard-*.parquet"))).to_pylist()
+    assert len(samples) == len(index) > 20
+    for s in samples[:10]:
+        meta = json.loads(s["json"])
+        assert s["__key__"] == f"{meta['video_id']}_{meta['clip_index']:05d}"
+        frames = decode_frames(s["frames.npz"])
+        assert frames.shape[1:] == (224, 224, 3) and len(frames) == meta["frame_count"] >= 1
+        assert meta["fps"] == 1.0 and meta["end"] > meta["start"]
+        assert set(meta["langs"]) == {k.split(".")[0] for k in s if k.endswith(".txt")}
+
+
+def test_ray_read_webdataset_reads_the_shards(built):
+    import ray
+
+    cfg, out, _ = built
+    ds = ray.data.read_webdataset([str(p) for p in sorted(out.glob("shard-*.tar"))], decoder=None)
+    rows = ds.take_all()
+    index = pq.read_table(sorted(out.glob("shard-*.parquet")))
+    assert sorted(r["__key__"] for r in rows) == sorted(index.column("key").to_pylist())
+    row = rows[0]
+    assert json.loads(row["json"])["video_id"] and row["frames.npz"][:2] == b"PK" and row["en.txt"]
+
+
+def test_defects_are_reported_not_hidden(built):
+    cfg, out, _ = built
+    text = inspect_dataset(out)
+    assert "de: wrong_language x1" in text
+    assert "no_track=1" in text  # sw and cs missing in one video
+    assert "corrupt_video: 1" in text and "sample-05" in text
+    card = write_report(out)
+    assert "wrong_language" in card and (out / "_report" / "clips_per_lang.png").stat().st_size > 1000
+    how2 = json.loads((out / "how2_de.json").read_text())
+    assert "sample-03" not in how2 and set(how2["sample-00"]) == {"text", "start", "end"}
+
+
+def test_second_run_does_no_work_and_changes_nothing(built):
+    cfg, out, _ = built
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("shard-*")}
+    summary = run_dataset(cfg, log=lambda *_: None)
+    assert summary.units_committed == 0 and summary.units_done_before == summary.units_total
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("shard-*")}
+    assert after == before
