@@ -84,7 +84,7 @@ def track_verdict(claimed: str, scores: dict[str, float], n_chars: int, cfg) -> 
     base = {"label": label, "score": round(score, 4), "claimed_score": round(claimed_score, 4)}
     if label == claimed:
         return {"verdict": "accept", "reason": "", **base}
-    if score >= cfg.reject_score and claimed_score < cfg.accept_floor:
+    if score >= cfg.reject_score and claimed_score < cfg.floor(claimed):
         return {"verdict": "reject", "reason": "wrong_language", **base}
     return {"verdict": "uncertain", "reason": "low_confidence", **base}
 

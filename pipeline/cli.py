@@ -4,6 +4,7 @@
     mhowto inspect data/local          what a built dataset holds
     mhowto build-sample                build the sample video site
     mhowto serve-sample                serve it on 127.0.0.1 until interrupted
+    mhowto lid-table                   language ID accuracy per language, thresholds
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ def cmd_serve_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lid_table(args: argparse.Namespace) -> int:
+    from multihowto.pipeline.lid_table import measure, render
+    from multihowto.sample_site.material import load_emoji
+
+    reject_score, rows = measure(tracks_per_lang=args.tracks, track_cues=args.cues, seed=args.seed)
+    print(render(reject_score, rows, len(load_emoji()), args.tracks, args.cues))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mhowto", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -99,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--site-dir", default="build/site")
     s.add_argument("--port", type=int, default=0, help="0: a free port")
     s.set_defaults(func=cmd_serve_sample)
+    t = sub.add_parser("lid-table", help="measure lid.176 per language on real text; print the chosen thresholds")
+    t.add_argument("--tracks", type=int, default=200, help="tracks per language")
+    t.add_argument("--cues", type=int, default=8, help="names per track")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_lid_table)
     return p
 
 
