@@ -75,8 +75,8 @@ class DownloadVideo(Operator[RegionConfig]):
         opts = {
             "outtmpl": {"default": str(out / "video.%(ext)s")},
             "format": d.format,
-            "writesubtitles": True,
-            "writeautomaticsub": d.write_auto_subs,
+            "writesubtitles": not self.config.source.captions,
+            "writeautomaticsub": d.write_auto_subs and not self.config.source.captions,
             "subtitleslangs": list(self.config.langs),
             "subtitlesformat": d.subtitle_format,
             "allowed_extractors": list(d.allowed_extractors),

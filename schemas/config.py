@@ -34,6 +34,9 @@ class SourceConfig:
     site_dir: str = "build/site"
     manifest: str = ""
     url_template: str = "https://www.youtube.com/watch?v={id}"
+    # A folder of released captions (how2_{lang}.json, or HowTo100M's caption.json for
+    # English) to use instead of downloading subtitle tracks; empty: download them.
+    captions: str = ""
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,8 @@ def validate(cfg: RegionConfig) -> RegionConfig:
         bad("source.kind", f"expected 'sample_site' or 'manifest', got {cfg.source.kind!r}")
     if cfg.source.kind == "manifest" and not cfg.source.manifest:
         bad("source.manifest", "required when source.kind is 'manifest'")
+    if cfg.source.captions and not Path(cfg.source.captions).is_dir():
+        bad("source.captions", f"{cfg.source.captions!r} is not a folder")
     unknown = [lang for lang in cfg.langs if lang not in LANGS]
     if unknown or not cfg.langs:
         bad("langs", f"unknown language(s) {unknown}; supported: {', '.join(LANGS)}")
