@@ -93,6 +93,8 @@ def parse_caption_file(path: str | Path) -> tuple[str, list[RawCue]]:
     fmt = path.suffix.lstrip(".").lower()
     try:
         text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise CaptionFormatError("missing_file", path.name) from None
     except UnicodeDecodeError as e:
         raise CaptionFormatError("not_utf8", str(e)) from None
     parser = {"vtt": parse_vtt, "srt": parse_srt, "json3": parse_json3}.get(fmt)

@@ -98,3 +98,14 @@ def test_operator_fails_a_video_without_readable_tracks():
     [out] = op.process_batch([{"video_id": "v", "subtitle_files": {"de": str(DATA / "broken.vtt")}}])
     assert out["status"] == "failed" and out["failed_at"] == "subtitles"
     assert out["error"].startswith("no_subtitles")
+
+
+def test_missing_or_non_utf8_files_are_format_errors(tmp_path):
+    with pytest.raises(CaptionFormatError) as err:
+        parse_caption_file(tmp_path / "gone.vtt")
+    assert err.value.reason == "missing_file"
+    latin1 = tmp_path / "latin1.vtt"
+    latin1.write_bytes("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nCa\xe7a\n".encode("latin-1"))
+    with pytest.raises(CaptionFormatError) as err:
+        parse_caption_file(latin1)
+    assert err.value.reason == "not_utf8"
