@@ -7,7 +7,7 @@ REGION      ?= local
 APT_PACKAGES := unicode-cldr-core fonts-noto-color-emoji
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup system-deps site dataset inspect test test-fast lint clean
+.PHONY: setup system-deps site dataset inspect test test-fast lint fuzz clean
 
 setup: $(STAMP)
 
@@ -52,3 +52,7 @@ lint: setup
 
 clean:
 	rm -rf build data runs .pytest_cache
+
+# The property suite with 20,000 examples per property (make test runs 150).
+fuzz: setup
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -q -p no:randomly tests/operators/test_caption_properties.py

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import webvtt
@@ -77,7 +78,7 @@ def parse_json3(text: str) -> list[RawCue]:
         except (TypeError, ValueError):
             continue
         words = "".join(str(s.get("utf8", "")) for s in ev["segs"] if isinstance(s, dict))
-        if not words.strip() or start < 0 or dur < 0:
+        if not words.strip() or not (math.isfinite(start) and math.isfinite(dur)) or start < 0 or dur < 0:
             continue
         lines.append([start, start + dur, words.replace("\n", " ")])
     lines.sort(key=lambda c: c[0])

@@ -21,6 +21,7 @@ from multihowto.operators.base import Item, error_reason
 from multihowto.schemas.config import RegionConfig
 from multihowto.schemas.index import INDEX_SCHEMA, INDEX_SUFFIX, STATS_SUFFIX, TAR_SUFFIX, new_stats
 from multihowto.schemas.sample import (
+    FEATURES_EXT,
     FRAMES_EXT,
     JSON_EXT,
     LANGS,
@@ -39,7 +40,8 @@ def _bump(counter: dict, *keys: str) -> None:
     counter[keys[-1]] = counter.get(keys[-1], 0) + 1
 
 
-def clip_sample(item: Item, clip: dict, frames_blob: bytes, n_frames: int, fps: float) -> dict:
+def clip_sample(item: Item, clip: dict, frames_blob: bytes, n_frames: int, fps: float,
+                features_blob: bytes | None = None) -> dict:
     """The members of one clip's sample, all as bytes."""
     key = sample_key(item["video_id"], clip["index"])
     langs = [lang for lang in LANGS if clip["texts"].get(lang)]
@@ -68,6 +70,8 @@ def clip_sample(item: Item, clip: dict, frames_blob: bytes, n_frames: int, fps: 
     for lang in langs:
         sample[text_ext(lang)] = clip["texts"][lang].encode("utf-8")
     sample[FRAMES_EXT] = frames_blob
+    if features_blob is not None:
+        sample[FEATURES_EXT] = features_blob
     return sample
 
 
@@ -128,8 +132,9 @@ class ShardCommit:
                 self._count(stats, item)
                 if item.get("status") != "ok":
                     continue
-                for clip, blob, n in zip(item["clips"], item["clip_frames"], item["clip_frame_counts"], strict=True):
-                    sample = clip_sample(item, clip, blob, n, fps)
+                features = item.get("clip_features") or [None] * len(item["clips"])
+                for clip, blob, n, feat in zip(item["clips"], item["clip_frames"], item["clip_frame_counts"], features, strict=True):
+                    sample = clip_sample(item, clip, blob, n, fps, feat)
                     writer.write(sample)
                     langs = [lang for lang in LANGS if clip["texts"].get(lang)]
                     rows.append(

@@ -17,6 +17,7 @@ import numpy as np
 from multihowto.operators.align import AlignTracks
 from multihowto.operators.base import Item, Operator
 from multihowto.operators.download import DownloadVideo
+from multihowto.operators.features import ExtractFeatures
 from multihowto.operators.frames import ExtractFrames
 from multihowto.operators.langid import LanguageId
 from multihowto.operators.subtitles import ParseSubtitles
@@ -57,13 +58,16 @@ def init_ray(address: str) -> None:
 def stage_plan(cfg: RegionConfig, work_dir: str, cpus: int) -> list[tuple[type[Operator], tuple, int, float]]:
     """(operator class, constructor args, actors, CPUs per actor) for each stage."""
     c = cfg.concurrency
-    return [
+    stages = [
         (DownloadVideo, (cfg, work_dir), c.download, 0.1),
         (ParseSubtitles, (cfg,), c.subtitles, 0.1),
         (LanguageId, (cfg,), c.langid, 0.25),
         (AlignTracks, (cfg,), c.align, 0.1),
         (ExtractFrames, (cfg,), c.frames or max(1, cpus), 1.0),
     ]
+    if cfg.features.enabled:
+        stages.append((ExtractFeatures, (cfg,), 1, 1.0))
+    return stages
 
 
 def run_items(items: list[Item], cfg: RegionConfig, work_dir: str, on_item: Callable[[Item], None]) -> None:

@@ -96,6 +96,18 @@ class FramesConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """Optional per-second features from a TorchScript backbone at a local path."""
+
+    enabled: bool = False
+    model_path: str = ""
+    batch_size: int = 32
+    device: str = "auto"  # auto: CUDA when present, else CPU
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
 class ConcurrencyConfig:
     """Actors per stage; 0 for ``frames`` means one per CPU core Ray sees."""
 
@@ -120,6 +132,7 @@ class RegionConfig:
     langid: LangIdConfig = field(default_factory=LangIdConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     concurrency: ConcurrencyConfig = field(default_factory=ConcurrencyConfig)
 
     @property
@@ -203,6 +216,12 @@ def validate(cfg: RegionConfig) -> RegionConfig:
         bad("frames.size", "must be within [16, 1024]")
     if not 1 <= cfg.frames.jpeg_quality <= 100:
         bad("frames.jpeg_quality", "must be within [1, 100]")
+    if cfg.features.enabled and not Path(cfg.features.model_path).is_file():
+        bad("features.model_path", f"no TorchScript file at {cfg.features.model_path!r} (nothing is downloaded)")
+    if cfg.features.device not in ("auto", "cpu", "cuda"):
+        bad("features.device", "expected auto, cpu or cuda")
+    if len(cfg.features.mean) != 3 or len(cfg.features.std) != 3:
+        bad("features.mean", "mean and std need 3 values")
     if cfg.videos_per_unit < 1:
         bad("videos_per_unit", "must be >= 1")
     if cfg.download.retries < 0:

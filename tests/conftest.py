@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from multihowto.sample_site.build import SiteSpec, build_site
 from multihowto.sample_site.server import serve
 from multihowto.schemas.config import RegionConfig, SourceConfig
 
 DATA = Path(__file__).parent / "data"
+
+# Property tests: bounded in `make test`; `make fuzz` runs the long profile.
+settings.register_profile("ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=20_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Six videos carrying every defect: 1 rolling ASR English, 3 a German track in French,
 # 4 without sw and cs, 5 a corrupt mp4.
