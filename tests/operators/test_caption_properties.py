@@ -12,7 +12,12 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from multihowto.operators.caption_formats import CaptionFormatError, parse_json3, parse_srt, parse_vtt
+from multihowto.operators.caption_formats import (
+    CaptionFormatError,
+    parse_json3,
+    parse_srt,
+    parse_vtt,
+)
 from multihowto.operators.caption_text import dedupe_rolling, is_rolling, plain_segments
 from tests.conftest import DATA
 

@@ -3,13 +3,19 @@
 import dataclasses
 import subprocess
 
+import numpy as np
 import pytest
 
 from multihowto.operators.ffmpeg_binary import ffmpeg_exe
-from multihowto.operators.frames import ExtractFrames, decode_video, frames_for_clip
+from multihowto.operators.frames import (
+    ExtractFrames,
+    decode_video,
+    frames_for_clip,
+    split_jpeg_stream,
+)
 from multihowto.sample_site.material import footage_paths
 from multihowto.schemas.config import FramesConfig, RegionConfig
-from multihowto.schemas.frames import decode_frames
+from multihowto.schemas.frames import decode_frames, pack_jpegs
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +28,28 @@ def clip6s(tmp_path_factory):
 
 
 def test_decode_samples_at_fps_and_crops_square(clip6s):
-    frames = decode_video(str(clip6s), FramesConfig(fps=1.0, size=96))
+    frames = decode_frames(pack_jpegs(decode_video(str(clip6s), FramesConfig(fps=1.0, size=96))))
     assert frames.shape == (6, 96, 96, 3)
-    frames2 = decode_video(str(clip6s), FramesConfig(fps=2.0, size=64))
+    frames2 = decode_frames(pack_jpegs(decode_video(str(clip6s), FramesConfig(fps=2.0, size=64))))
     assert frames2.shape == (12, 64, 64, 3)
+
+
+def test_frames_match_a_raw_decode_of_the_same_file(clip6s):
+    """The mjpeg path gives the frames a rawvideo decode gives, up to JPEG error."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(clip6s), "-vf",
+           "fps=1:round=down,scale=-2:96,crop=96:96", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    raw = np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, dtype=np.uint8).reshape(-1, 96, 96, 3)
+    ours = decode_frames(pack_jpegs(decode_video(str(clip6s), FramesConfig(fps=1.0, size=96, jpeg_quality=95))))
+    assert ours.shape == raw.shape
+    assert np.abs(ours.astype(int) - raw.astype(int)).mean() < 4  # a Pillow JPEG at q95 is ~2.7 off
+
+
+def test_split_jpeg_stream(clip6s):
+    jpegs = decode_video(str(clip6s), FramesConfig(fps=1.0, size=64))
+    stream = b"".join(jpegs)
+    assert split_jpeg_stream(stream) == jpegs
+    assert split_jpeg_stream(stream[:-10]) == jpegs[:-1]  # a truncated last frame is dropped
+    assert split_jpeg_stream(b"garbage") == []
 
 
 def test_frames_for_clip():
