@@ -31,7 +31,9 @@ from multihowto.schemas.sample import (
     text_ext,
 )
 
-FIXED_MTIME = 0.0  # tar members carry no wall-clock time: the same input gives the same bytes
+# Tar members carry no wall-clock time, so the same input gives the same bytes. An int:
+# a float mtime makes tarfile add a PAX header to every member (twice the parsing).
+FIXED_MTIME = 0
 
 
 def _bump(counter: dict, *keys: str) -> None:

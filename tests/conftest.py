@@ -50,3 +50,18 @@ def cfg(tmp_path) -> RegionConfig:
 
 def with_site(cfg: RegionConfig, site: Path, **changes) -> RegionConfig:
     return dataclasses.replace(cfg, source=SourceConfig(kind="sample_site", site_dir=str(site)), **changes)
+
+
+@pytest.fixture(scope="session")
+def built_dataset(small_site, tmp_path_factory):
+    """The small site run once through the whole chain on local Ray:
+    (config, output folder, run summary)."""
+    import ray
+
+    from multihowto.pipeline.run import run_dataset
+
+    out = tmp_path_factory.mktemp("ds") / "local"
+    cfg = with_site(RegionConfig(output=str(out), videos_per_unit=2), small_site)
+    summary = run_dataset(cfg, log=lambda *_: None)
+    yield cfg, out, summary
+    ray.shutdown()

@@ -15,7 +15,6 @@ from multihowto.pipeline.report import write_report
 from multihowto.pipeline.run import run_dataset
 from multihowto.schemas.frames import decode_frames
 from multihowto.schemas.sample import LANGS
-from tests.conftest import with_site
 
 pytestmark = pytest.mark.slow
 
@@ -24,17 +23,9 @@ def _nfc(s):
     return unicodedata.normalize("NFC", " ".join(s.split()))
 
 
-@pytest.fixture(scope="module")
-def built(small_site, tmp_path_factory):
-    import ray
-
-    from multihowto.schemas.config import RegionConfig
-
-    out = tmp_path_factory.mktemp("ds") / "local"
-    cfg = with_site(RegionConfig(output=str(out), videos_per_unit=2), small_site)
-    summary = run_dataset(cfg, log=lambda *_: None)
-    yield cfg, out, summary
-    ray.shutdown()
+@pytest.fixture()
+def built(built_dataset):
+    return built_dataset
 
 
 def _samples(out: Path) -> list[dict]:
