@@ -11,12 +11,15 @@ its joined text is classified with the argmax restricted to the target languages
   ``reject_score`` while the claimed one scores below ``accept_floor``;
 - ``uncertain``: anything else; kept, and flagged in every sample's json.
 
-Per-cue labels and scores are kept too (``cue_agreement``: the share of cues whose own
-label is the claimed language).
+Per-cue labels (the model's own top label over all 176, from one batched
+``multilinePredict`` call per track) are kept too; ``cue_agreement`` is the share of
+cues labelled with the claimed language. Only the one joined line per track pays for
+a label distribution, and only for the top k labels that can change a verdict.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -54,17 +57,23 @@ class LanguageIdentifier:
         self.model = load_lid_model()
         self.targets = targets
 
-    def scores(self, text: str) -> dict[str, float]:
-        """Probability of every target language (absent ones 0)."""
-        line = " ".join(text.split())
-        if not line:
+    def scores(self, text: str, k: int = 176) -> dict[str, float]:
+        """Probability of every target language among the model's top ``k`` labels
+        (absent ones 0). Text must be one line (no newline)."""
+        if not text:
             return {}
         out = {}
-        for prob, label in self.model.f.predict(line + "\n", 176, 0.0, "strict"):
+        for prob, label in self.model.f.predict(text + "\n", k, 0.0, "strict"):
             lang = label[9:]
             if lang in self.targets:
                 out[lang] = float(prob)
         return out
+
+    def labels(self, lines: list[str]) -> list[str]:
+        """The model's own top label (over all 176) for each line, in one batched call
+        (``und`` for an empty line). Lines must not contain newlines."""
+        preds = self.model.f.multilinePredict(list(lines), 1, 0.0, "strict")
+        return [p[0][9:] if p else "und" for p in preds]
 
     def top(self, text: str) -> tuple[str, float]:
         """Best target language and its probability (``und``, 0 when none)."""
@@ -94,18 +103,26 @@ class LanguageId(Operator[RegionConfig]):
 
     def setup(self) -> None:
         self.lid = LanguageIdentifier(tuple(self.config.langs))
+        # A label outside the model's top k has probability <= 1/(k+1). With
+        # k = ceil(1/floor) for the claimed language, any target that could reach the floor
+        # (or reject_score, which is larger) is among the top k, so every reject decision
+        # equals the one over all 176 labels. The one difference: when every target has
+        # probability below 1/(k+1), no target is seen and an accept becomes "uncertain"
+        # (kept, flagged), which is what such a track is. It costs less than all 176.
+        cfg = self.config.langid
+        self.k = {lang: min(176, math.ceil(1 / cfg.floor(lang))) for lang in self.config.langs}
 
     def process(self, item: Item) -> Item:
         cfg = self.config.langid
         kept, rejected, report = {}, {}, {}
         for lang, track in item.get("tracks", {}).items():
-            texts = [c[2] for c in track["cues"]]
-            cue_labels = [self.lid.top(t) for t in texts]
-            agreement = sum(1 for label, _ in cue_labels if label == lang) / max(1, len(texts))
+            texts = [c[2] for c in track["cues"]]  # normalised: one line each
+            cue_labels = self.lid.labels(texts)
+            agreement = cue_labels.count(lang) / max(1, len(texts))
             joined = join_texts(texts)
-            verdict = track_verdict(lang, self.lid.scores(joined), len(joined), cfg)
+            verdict = track_verdict(lang, self.lid.scores(joined, self.k[lang]), len(joined), cfg)
             verdict["cue_agreement"] = round(agreement, 3)
-            track["cue_lid"] = [[label, round(p, 3)] for label, p in cue_labels]
+            track["cue_lid"] = cue_labels
             report[lang] = verdict
             if verdict["verdict"] == "reject":
                 rejected[lang] = verdict["reason"]

@@ -52,3 +52,32 @@ def test_thresholds_come_from_config():
     lax = dataclasses.replace(RegionConfig(), langid=LangIdConfig(reject_score=0.999, accept_floor=0.001))
     [out] = LanguageId(lax).process_batch([item])
     assert out["lid"]["de"]["verdict"] == "uncertain"
+
+
+def test_top_k_verdicts_equal_full_distribution_verdicts():
+    """The operator reads only the top k labels per track; on real tracks (genuine and
+    mislabelled) every verdict equals the one over all 176 labels, except an accept may
+    become uncertain when every target language is below 1/(k+1)."""
+    import random
+
+    from multihowto.operators.caption_text import join_texts
+    from multihowto.schemas.sample import LANGS
+
+    cfg = RegionConfig()
+    op = LanguageId(cfg)
+    op.setup()
+    rng = random.Random(7)
+    emoji = load_emoji()
+    checked = 0
+    for claimed in LANGS:
+        for real in LANGS:
+            for _ in range(6):
+                text = join_texts([e.names[real] for e in rng.sample(emoji, 8)])
+                full = track_verdict(claimed, op.lid.scores(text, 176), len(text), cfg.langid)
+                fast = track_verdict(claimed, op.lid.scores(text, op.k[claimed]), len(text), cfg.langid)
+                checked += 1
+                if full["verdict"] == fast["verdict"]:
+                    continue
+                assert (full["verdict"], fast["verdict"]) == ("accept", "uncertain")
+                assert max(op.lid.scores(text, 176).values()) <= 1 / (op.k[claimed] + 1)
+    assert checked == 9 * 9 * 6
