@@ -7,7 +7,7 @@ REGION      ?= local
 APT_PACKAGES := unicode-cldr-core fonts-noto-color-emoji
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup system-deps site dataset inspect test test-fast lint fuzz clean
+.PHONY: setup system-deps site dataset inspect test test-fast lint fuzz bench clean
 
 setup: $(STAMP)
 
@@ -56,3 +56,7 @@ clean:
 # The property suite with 20,000 examples per property (make test runs 150).
 fuzz: setup
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -q -p no:randomly tests/operators/test_caption_properties.py
+
+# Benchmarks: ratios against limits measured in the same run; writes bench/results.json.
+bench: setup
+	$(BIN)/python bench/run.py

@@ -70,17 +70,20 @@ def stage_plan(cfg: RegionConfig, work_dir: str, cpus: int) -> list[tuple[type[O
     return stages
 
 
-def run_items(items: list[Item], cfg: RegionConfig, work_dir: str, on_item: Callable[[Item], None]) -> None:
-    """Run every stage over ``items`` on Ray; ``on_item`` gets each finished item."""
+Stage = tuple[type[Operator], tuple, int, float]
+
+
+def run_stages(items: list[Item], stages: list[Stage], on_item: Callable[[Item], None], address: str = "local") -> None:
+    """Stream ``items`` through ``stages`` (operator class, constructor args, actors,
+    CPUs per actor), each an actor pool; ``on_item`` gets each finished item."""
     import ray
 
-    init_ray(cfg.ray_address)
+    init_ray(address)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = True
     ctx.verbose_progress = False
-    cpus = int(ray.cluster_resources().get("CPU", 1))
     ds = ray.data.from_items([{"item": it} for it in items], override_num_blocks=max(1, len(items)))
-    for op_cls, args, actors, num_cpus in stage_plan(cfg, work_dir, cpus):
+    for op_cls, args, actors, num_cpus in stages:
         ds = ds.map_batches(
             _OperatorActor,
             fn_constructor_args=(op_cls, *args),
@@ -91,3 +94,16 @@ def run_items(items: list[Item], cfg: RegionConfig, work_dir: str, on_item: Call
         )
     for row in ds.iter_rows():
         on_item(row["item"])
+
+
+def cluster_cpus(address: str = "local") -> int:
+    import ray
+
+    init_ray(address)
+    return int(ray.cluster_resources().get("CPU", 1))
+
+
+def run_items(items: list[Item], cfg: RegionConfig, work_dir: str, on_item: Callable[[Item], None]) -> None:
+    """Run every stage of the pipeline over ``items`` on Ray."""
+    stages = stage_plan(cfg, work_dir, cluster_cpus(cfg.ray_address))
+    run_stages(items, stages, on_item, cfg.ray_address)

@@ -33,3 +33,18 @@ def test_error_classification():
     assert classify_download_error("ERROR: [youtube] x: Private video").reason == "private"
     assert not classify_download_error("ERROR: Video unavailable").transient
     assert classify_download_error("read timed out").reason == "timeout"
+
+
+def test_one_actor_many_videos_keeps_files_apart(cfg, site_url, tmp_path):
+    op = DownloadVideo(cfg, str(tmp_path / "work"))
+    items = op.process_batch([
+        {"video_id": "first", "url": site_url + "v/sample-00.html"},
+        {"video_id": "gone", "url": site_url + "v/missing.html"},
+        {"video_id": "second", "url": site_url + "v/sample-04.html"},
+    ])
+    assert [i["status"] for i in items] == ["ok", "failed", "ok"]
+    for item in (items[0], items[2]):
+        folder = tmp_path / "work" / item["video_id"]
+        assert item["video_path"].startswith(str(folder))
+        assert all(p.startswith(str(folder)) for p in item["subtitle_files"].values())
+    assert len(items[2]["subtitle_files"]) == 7
