@@ -20,20 +20,24 @@ from __future__ import annotations
 import csv
 import html
 import json
+import math
 import random
 import shutil
+import subprocess
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import ffmpeg
+import numpy as np
 
 from multihowto.operators.ffmpeg_binary import ffmpeg_exe
 from multihowto.sample_site.material import Emoji, footage_paths, load_emoji, render_emoji
 from multihowto.sample_site.youtube_vtt import write_rolling_vtt, write_vtt
 from multihowto.schemas.sample import LANGS
 
-SITE_VERSION = 1
-WIDTH, HEIGHT, FPS = 320, 180, 25
+SITE_VERSION = 2
+WIDTH, HEIGHT = 320, 180
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class SiteSpec:
     wrong_language: tuple[int, str, str] = (3, "de", "fr")  # video, track, real text
     missing_langs: tuple[int, tuple[str, ...]] = (7, ("sw", "cs"))
     corrupt_video: int = 9
+    fps: int = 25
 
 
 @dataclass
@@ -91,36 +96,55 @@ def _plan_videos(spec: SiteSpec) -> list[list[Cue]]:
     return videos
 
 
-def _encode_video(cues: list[Cue], footage: Path, png_dir: Path, out: Path) -> float:
-    """Real footage looped to the video's length, scaled, with each cue's glyph
-    overlaid (gently moving) while its cue is spoken. Returns the duration."""
-    duration = round(cues[-1].end + 0.6, 2)
-    base = (
-        ffmpeg.input(str(footage), stream_loop=-1, t=duration)
+@lru_cache(maxsize=4)
+def _footage_frames(path: str, fps: int) -> np.ndarray:
+    """The footage decoded once, scaled and cropped to the site's frame size."""
+    cmd = (
+        ffmpeg.input(path)
         .video.filter("scale", WIDTH, HEIGHT, force_original_aspect_ratio="increase")
         .filter("crop", WIDTH, HEIGHT)
-        .filter("fps", FPS)
-        .filter("setsar", 1)
-    )
-    for i, cue in enumerate(cues):
-        glyph = ffmpeg.input(str(png_dir / f"{i}.png"), loop=1, t=duration, framerate=FPS)
-        base = ffmpeg.overlay(
-            base,
-            glyph,
-            x=f"(W-w)/2+12*sin(2*PI*(t-{cue.start})/{cue.end - cue.start:.2f})",
-            y="(H-h)/2",
-            enable=f"between(t,{cue.start},{cue.end})",
-            eof_action="pass",
-        )
-    (
-        ffmpeg.output(
-            base, str(out), t=duration, vcodec="libx264", preset="veryfast", crf=28,
-            pix_fmt="yuv420p", movflags="+faststart", an=None,
-        )
+        .filter("fps", fps)
+        .output("pipe:", format="rawvideo", pix_fmt="rgb24")
         .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
-        .overwrite_output()
-        .run(cmd=ffmpeg_exe())
+        .compile(cmd=ffmpeg_exe())
     )
+    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, HEIGHT, WIDTH, 3)
+
+
+def _encode_video(cues: list[Cue], footage: Path, glyphs: list, out: Path, fps: int) -> float:
+    """Real footage looped to the video's length with each cue's glyph composited
+    (gently moving) while its cue is spoken, encoded once with x264. Returns the
+    duration in seconds."""
+    from PIL import Image
+
+    duration = round(cues[-1].end + 0.6, 2)
+    background = _footage_frames(str(footage), fps)
+    n = int(round(duration * fps))
+    cmd = (
+        ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{WIDTH}x{HEIGHT}", framerate=fps)
+        .output(str(out), vcodec="libx264", preset="veryfast", crf=28, pix_fmt="yuv420p", movflags="+faststart", r=fps)
+        .global_args("-hide_banner", "-loglevel", "error")
+        .overwrite_output()
+        .compile(cmd=ffmpeg_exe())
+    )
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    try:
+        for i in range(n):
+            t = i / fps
+            frame = background[i % len(background)]
+            cue = next((k for k, c in enumerate(cues) if c.start <= t < c.end), None)
+            if cue is not None:
+                c, glyph = cues[cue], glyphs[cue]
+                img = Image.fromarray(frame)
+                x = (WIDTH - glyph.width) // 2 + int(12 * math.sin(2 * math.pi * (t - c.start) / (c.end - c.start)))
+                img.paste(glyph, (x, (HEIGHT - glyph.height) // 2), glyph)
+                frame = np.asarray(img)
+            proc.stdin.write(frame.tobytes())
+    finally:
+        proc.stdin.close()
+        if proc.wait() != 0:
+            raise RuntimeError(f"ffmpeg failed encoding {out.name}")
     return duration
 
 
@@ -165,7 +189,7 @@ def build_site(out_dir: Path, spec: SiteSpec | None = None) -> Path:
     stamp = json.dumps({"version": SITE_VERSION, "spec": asdict(spec)}, sort_keys=True)
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    for sub in ("v", "media", "subs", "_glyphs"):
+    for sub in ("v", "media", "subs"):
         (out_dir / sub).mkdir(parents=True)
     footage = footage_paths()
     rng = random.Random(spec.seed + 1)
@@ -174,11 +198,8 @@ def build_site(out_dir: Path, spec: SiteSpec | None = None) -> Path:
     manifest_rows = []
     for index, cues in enumerate(videos):
         vid = video_id(index)
-        png_dir = out_dir / "_glyphs" / vid
-        png_dir.mkdir()
-        for i, cue in enumerate(cues):
-            render_emoji(cue.emoji).save(png_dir / f"{i}.png")
-        duration = _encode_video(cues, footage[index % len(footage)], png_dir, out_dir / "media" / f"{vid}.mp4")
+        glyphs = [render_emoji(cue.emoji) for cue in cues]
+        duration = _encode_video(cues, footage[index % len(footage)], glyphs, out_dir / "media" / f"{vid}.mp4", spec.fps)
 
         langs = list(LANGS)
         if index == spec.missing_langs[0]:
@@ -217,7 +238,6 @@ def build_site(out_dir: Path, spec: SiteSpec | None = None) -> Path:
             "corrupt": index == spec.corrupt_video,
             "cues": [asdict(c) for c in cues],
         }
-    shutil.rmtree(out_dir / "_glyphs")
     index_links = "\n".join(f'<li><a href="{r["url"]}">{r["video_id"]}</a></li>' for r in manifest_rows)
     (out_dir / "index.html").write_text(
         f"<!doctype html><meta charset='utf-8'><title>multihowto sample site</title><ul>\n{index_links}\n</ul>\n",
