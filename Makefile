@@ -7,7 +7,7 @@ REGION      ?= local
 APT_PACKAGES := unicode-cldr-core fonts-noto-color-emoji
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup system-deps site dataset inspect test test-fast lint fuzz bench clean
+.PHONY: setup system-deps site dataset inspect test test-fast lint fuzz bench pretrain eval clean
 
 setup: $(STAMP)
 
@@ -60,3 +60,11 @@ fuzz: setup
 # Benchmarks: ratios against limits measured in the same run; writes bench/results.json.
 bench: setup
 	$(BIN)/python bench/run.py
+
+# The recipe: build its dataset, pre-train English-only vs all nine languages (3 seeds),
+# fine-tune on English, then query the held-out split in every language.
+pretrain: setup
+	$(BIN)/mhowto recipe pretrain
+
+eval: setup
+	$(BIN)/mhowto recipe eval

@@ -5,6 +5,8 @@
     mhowto build-sample                build the sample video site
     mhowto serve-sample                serve it on 127.0.0.1 until interrupted
     mhowto lid-table                   language ID accuracy per language, thresholds
+    mhowto tokenizer | train | eval    the bundled trainer
+    mhowto recipe pretrain|eval        the recipe: en-only vs multilingual pre-training
 """
 
 from __future__ import annotations
@@ -88,6 +90,61 @@ def cmd_lid_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tokenizer(args: argparse.Namespace) -> int:
+    from multihowto.trainer.tokenizer import corpus_texts, train_tokenizer
+
+    texts = corpus_texts(args.dataset)
+    out = Path(args.out) if args.out else Path(args.dataset) / "tokenizer" / "spm.model"
+    path = train_tokenizer(texts, out, args.vocab_size)
+    counts = ", ".join(f"{lang}={len(t)}" for lang, t in texts.items())
+    print(f"[tokenizer] {path} (vocab {args.vocab_size}; sentences {counts}; balanced per language)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
+    from multihowto.trainer.train import main as train_main
+
+    return train_main(rest)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from multihowto.schemas.sample import LANGS
+    from multihowto.trainer.data import DataConfig, clip_stream
+    from multihowto.trainer.evaluate import evaluate_clips
+    from multihowto.trainer.tokenizer import Tokenizer
+    from multihowto.trainer.train import load_checkpoint, read_ids
+
+    model, ckpt = load_checkpoint(args.ckpt)
+    tok = Tokenizer(args.tokenizer or Path(args.data) / "tokenizer" / "spm.model")
+    ids = read_ids(args.videos)
+    m = model.cfg
+    dcfg = DataConfig(shards=args.data, lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size, shuffle=0)
+    clips = [c for c in clip_stream(dcfg) if ids is None or c["video_id"] in ids]
+    res = evaluate_clips(model, tok, clips, LANGS)
+    print(f"{len(clips)} clips; checkpoint step {ckpt['step']}")
+    print("| lang | t2v R@1 | R@5 | R@10 | MedR | v2t R@1 | R@5 | R@10 | MedR |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for lang, r in res.items():
+        t, v = r["t2v"], r["v2t"]
+        print(f"| {lang} | {t['R@1']:.1f} | {t['R@5']:.1f} | {t['R@10']:.1f} | {t['MedR']:.0f} | {v['R@1']:.1f} | {v['R@5']:.1f} | {v['R@10']:.1f} | {v['MedR']:.0f} |")
+    if args.json:
+        Path(args.json).write_text(_json.dumps(res, indent=1))
+    return 0
+
+
+def cmd_recipe(args: argparse.Namespace) -> int:
+    from multihowto.trainer.recipe import RecipeConfig, evaluate, pretrain
+
+    rc = RecipeConfig(seeds=tuple(args.seeds))
+    if args.stage == "pretrain":
+        pretrain(rc)
+    else:
+        evaluate(rc)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mhowto", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -109,6 +166,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--site-dir", default="build/site")
     s.add_argument("--port", type=int, default=0, help="0: a free port")
     s.set_defaults(func=cmd_serve_sample)
+    k = sub.add_parser("tokenizer", help="train the shared sentencepiece tokenizer on a dataset's text")
+    k.add_argument("--dataset", default="data/local")
+    k.add_argument("--vocab-size", type=int, default=4000)
+    k.add_argument("--out", help="default: DATASET/tokenizer/spm.model")
+    k.set_defaults(func=cmd_tokenizer)
+
+    tr = sub.add_parser("train", help="pretrain or fine-tune (mhowto train --help)", add_help=False)
+    tr.set_defaults(func=cmd_train, passthrough=True)
+
+    e = sub.add_parser("eval", help="text->video and video->text retrieval per language")
+    e.add_argument("--ckpt", required=True)
+    e.add_argument("--data", default="data/local")
+    e.add_argument("--tokenizer", default="")
+    e.add_argument("--videos", default="", help="a file of video ids to evaluate on (default: all)")
+    e.add_argument("--json", default="", help="also write the figures here")
+    e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("recipe", help="the bundled recipe: pretrain (en-only vs 9 languages) or eval")
+    r.add_argument("stage", choices=["pretrain", "eval"])
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.set_defaults(func=cmd_recipe)
+
     t = sub.add_parser("lid-table", help="measure lid.176 per language on real text; print the chosen thresholds")
     t.add_argument("--tracks", type=int, default=200, help="tracks per language")
     t.add_argument("--cues", type=int, default=8, help="names per track")
@@ -118,7 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if getattr(args, "passthrough", False):
+        return args.func(args, rest)
+    if rest:
+        build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
     return args.func(args)
 
 
