@@ -9,7 +9,10 @@ and ``info`` (title, duration, extractor).
 
 from __future__ import annotations
 
+import random
 import re
+import time
+import urllib.parse
 from pathlib import Path
 
 from multihowto.operators.base import Item, Operator, StageError
@@ -27,7 +30,9 @@ _PERMANENT = (
 
 
 def classify_download_error(message: str) -> StageError:
-    """Map a yt-dlp error message to a reason code; transient ones may be retried."""
+    """Map a yt-dlp error message to a reason code. Transient (retried with backoff):
+    429, 5xx, timeouts, truncated bodies. Permanent (never retried): private, removed,
+    geo-blocked, age-gated, unsupported, other 4xx."""
     lower = message.lower()
     for needle, reason in _PERMANENT:
         if needle in lower:
@@ -41,6 +46,35 @@ def classify_download_error(message: str) -> StageError:
     if "incomplete" in lower or "did not get any data" in lower or "content-length" in lower:
         return StageError("truncated_body", message, transient=True)
     return StageError("download_error", message)
+
+
+class TokenBucket:
+    """At most ``rate`` requests per second per host on average, bursts of ``burst``."""
+
+    def __init__(self, rate: float, burst: int, clock=time.monotonic, sleep=time.sleep):
+        self.rate, self.burst = rate, burst
+        self.clock, self.sleep = clock, sleep
+        self.state: dict[str, tuple[float, float]] = {}  # host -> (tokens, last time)
+
+    def acquire(self, host: str) -> float:
+        """Take a token for ``host``, waiting if none is left; returns the seconds waited."""
+        if self.rate <= 0:
+            return 0.0
+        now = self.clock()
+        tokens, last = self.state.get(host, (float(self.burst), now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        waited = 0.0
+        if tokens < 1:
+            waited = (1 - tokens) / self.rate
+            self.sleep(waited)
+            tokens, now = 1.0, now + waited
+        self.state[host] = (tokens - 1, now)
+        return waited
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: base * 2**attempt, capped, times [0.5, 1.5)."""
+    return min(cap, base * 2**attempt) * (0.5 + rng.random())
 
 
 class _QuietLogger:
@@ -110,17 +144,42 @@ class DownloadVideo(Operator[RegionConfig]):
 
         self.logger = _QuietLogger()
         self.ydl = yt_dlp.YoutubeDL(self.ydl_options(self.logger))
+        d = self.config.download
+        self.bucket = TokenBucket(d.host_rate_per_s, d.host_burst)
+        self.rng = random.Random()
+        self.sleep = time.sleep
 
-    def process(self, item: Item) -> Item:
+    def fetch(self, item: Item) -> dict:
+        """yt-dlp's extract_info, retrying transient failures with backoff; permanent
+        ones raise at once. Attempts and retried reasons are recorded on the item."""
         import yt_dlp
 
+        d = self.config.download
+        host = urllib.parse.urlparse(item["url"]).hostname or ""
+        item["download_attempts"], item["retried"] = 0, []
+        while True:
+            self.bucket.acquire(host)
+            item["download_attempts"] += 1
+            try:
+                return self.ydl.extract_info(item["url"], download=True)
+            except yt_dlp.utils.DownloadError as e:
+                err = classify_download_error(str(e))
+            if not err.transient or len(item["retried"]) >= d.retries:
+                if err.transient:
+                    err.reason = f"{err.reason}_after_retries"
+                raise err
+            item["retried"].append(err.reason)
+            self.sleep(backoff_delay(len(item["retried"]) - 1, d.backoff_base_s, d.backoff_max_s, self.rng))
+
+    def process(self, item: Item) -> Item:
+        d = self.config.download
+        host = urllib.parse.urlparse(item["url"]).hostname or ""
+        if d.allowed_hosts and host not in d.allowed_hosts:
+            raise StageError("host_not_allowed", f"host {host!r} is not in download.allowed_hosts")
         self.logger.warnings.clear()
         # yt-dlp reads the output template from params for every file it names.
         self.ydl.params["outtmpl"]["default"] = self.outtmpl(item["video_id"])
-        try:
-            info = self.ydl.extract_info(item["url"], download=True)
-        except yt_dlp.utils.DownloadError as e:
-            raise classify_download_error(str(e)) from None
+        info = self.fetch(item)
         if info is None:
             raise StageError("download_error", "yt-dlp returned no information")
         if info.get("_type") == "playlist":

@@ -179,6 +179,8 @@ class ShardCommit:
                 _bump(stats["lid"]["rejected"], lang, verdict["reason"])
             elif verdict["verdict"] == "uncertain":
                 _bump(stats["lid"]["uncertain"], lang)
+        for reason in item.get("retried", []):
+            _bump(stats["retries"], reason)
         for lang, reason in item.get("missing_langs", {}).items():
             _bump(stats["missing_langs"], lang, reason)
         for lang, reason in item.get("track_errors", {}).items():
@@ -192,6 +194,7 @@ class ShardCommit:
                 "status": item.get("status"),
                 "error": item.get("error") or "",
                 "failed_at": item.get("failed_at") or "",
+                "download_attempts": item.get("download_attempts", 0),
                 "clips": len(item.get("clips") or []) if ok else 0,
                 "missing_langs": item.get("missing_langs", {}),
                 "lid": {lang: v["verdict"] for lang, v in item.get("lid", {}).items()},

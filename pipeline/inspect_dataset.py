@@ -55,6 +55,8 @@ def inspect_dataset(root: str | Path) -> str:
     out += [f"  {r}: {c}" for r, c in s["failures"].most_common()] or ["  none"]
     for v in s["failed_videos"]:
         out.append(f"    {v['video_id']} (at {v['failed_at']}): {v['error']}")
+    if s["retries"]:
+        out.append("  retried (transient): " + ", ".join(f"{r}={c}" for r, c in s["retries"].most_common()))
     if s["rejected_rows"]:
         out.append(f"  manifest rows rejected: {len(s['rejected_rows'])}")
     sample = first_full_sample(root)

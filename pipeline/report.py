@@ -44,6 +44,7 @@ def summarise(root: Path) -> dict:
         "shards": 0,
         "videos": Counter(),
         "failures": Counter(),
+        "retries": Counter(),
         "failed_videos": [],
         "clips": 0,
         "clip_seconds": 0.0,
@@ -61,6 +62,7 @@ def summarise(root: Path) -> dict:
         s["shards"] += 1
         s["videos"].update(st["videos"])
         s["failures"].update(st["failures"])
+        s["retries"].update(st.get("retries", {}))
         s["clips"] += st["clips"]
         s["clip_seconds"] += st["clip_seconds"]
         s["clips_per_lang"].update(st["clips_per_lang"])

@@ -67,20 +67,19 @@ class _SiteHandler(SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve(site_dir: Path, port: int = 0) -> Iterator[str]:
-    """Serve ``site_dir`` on 127.0.0.1 (a free port by default); yields the base URL."""
+def serve(site_dir: Path, port: int = 0, faults: dict | None = None) -> Iterator[str]:
+    """Serve ``site_dir`` on 127.0.0.1 (a free port by default); yields the base URL.
+
+    ``faults`` (else ``faults.json`` in the site) maps a path prefix to
+    ``{"kind": "429"|"500"|"slow"|"truncate", "times": N, ...}``: the first N requests
+    for it get the fault, later ones are served normally (no ``times``: always)."""
     site_dir = Path(site_dir).resolve()
     if not (site_dir / "manifest.csv").exists():
         raise FileNotFoundError(f"{site_dir} is not a built sample site (no manifest.csv)")
     faults_file = site_dir / "faults.json"
-    handler = type(
-        "SiteHandler",
-        (_SiteHandler,),
-        {
-            "faults": json.loads(faults_file.read_text()) if faults_file.exists() else {},
-            "hits": {},
-        },
-    )
+    if faults is None:
+        faults = json.loads(faults_file.read_text()) if faults_file.exists() else {}
+    handler = type("SiteHandler", (_SiteHandler,), {"faults": faults, "hits": {}})
     server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(handler, directory=str(site_dir)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="sample-site", daemon=True)

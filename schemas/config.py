@@ -46,7 +46,12 @@ class DownloadConfig:
     write_auto_subs: bool = True
     allowed_extractors: tuple[str, ...] = ("generic", "html5", "youtube")
     socket_timeout_s: float = 20.0
-    retries: int = 3
+    retries: int = 3  # transient failures (429, 5xx, timeouts, truncated bodies) retried this often
+    backoff_base_s: float = 1.0  # exponential backoff: base * 2**attempt, times a jitter in [0.5, 1.5)
+    backoff_max_s: float = 60.0
+    host_rate_per_s: float = 0.0  # token bucket per host and download actor; 0: no limit
+    host_burst: int = 4
+    allowed_hosts: tuple[str, ...] = ()  # URL allow-list (host names); empty: any host
     cookies_file: str = ""
     proxy: str = ""
     geo_bypass_country: str = ""
@@ -226,6 +231,12 @@ def validate(cfg: RegionConfig) -> RegionConfig:
         bad("videos_per_unit", "must be >= 1")
     if cfg.download.retries < 0:
         bad("download.retries", "must be >= 0")
+    if cfg.download.backoff_base_s < 0 or cfg.download.backoff_max_s < cfg.download.backoff_base_s:
+        bad("download.backoff_base_s", "need 0 <= backoff_base_s <= backoff_max_s")
+    if cfg.download.host_rate_per_s < 0 or cfg.download.host_burst < 1:
+        bad("download.host_rate_per_s", "need host_rate_per_s >= 0 and host_burst >= 1")
+    if cfg.download.cookies_file and not Path(cfg.download.cookies_file).is_file():
+        bad("download.cookies_file", "no such file")
     for name in ("download", "subtitles", "langid", "align"):
         if getattr(cfg.concurrency, name) < 1:
             bad(f"concurrency.{name}", "must be >= 1")

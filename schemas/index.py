@@ -50,6 +50,7 @@ def new_stats(shard: str, unit: int) -> dict:
         "pipeline_version": PIPELINE_VERSION,
         "videos": {"total": 0, "ok": 0, "failed": 0},
         "failures": {},  # reason -> count
+        "retries": {},  # transient reason -> retries made (videos may have succeeded after)
         "clips": 0,
         "clips_per_lang": {lang: 0 for lang in LANGS},
         "clip_seconds": 0.0,
