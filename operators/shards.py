@@ -1,15 +1,15 @@
 """Shards stage: one work unit's videos to a committed WebDataset shard.
 
-Writes go to ``{root}/.tmp/`` first (tar through webdataset's TarWriter, then the parquet
-index and the stats), then are moved into place with ``os.replace``: the tar, the stats,
-and the index last. The index is the commit marker, so a crash at any point leaves
-either a complete, indexed shard or files that the next run removes and redoes.
+Files are written to a local temporary folder first (tar through webdataset's
+TarWriter, then the parquet index and the stats), then put into the dataset's storage
+(pipeline/storage.py: a rename on local disk, a completed upload on S3): the tar, the
+stats, and the index last. The index is the commit marker, so a crash at any point
+leaves either a complete, indexed shard or files that the next run removes and redoes.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from pathlib import Path
 
@@ -96,35 +96,34 @@ class ShardCommit:
 
     name = "shards"
 
-    def __init__(self, config: RegionConfig, root: str | Path):
-        self.config = config
-        self.root = Path(root)
+    def __init__(self, config: RegionConfig, storage, tmp_dir: str | Path | None = None):
+        from multihowto.pipeline.storage import LocalStorage
 
-    def paths(self, unit: int) -> dict[str, Path]:
+        self.config = config
+        self.storage = LocalStorage(storage) if isinstance(storage, str | Path) else storage
+        default_tmp = self.storage.root / ".tmp" if isinstance(self.storage, LocalStorage) else Path("build/tmp")
+        self.tmp_dir = Path(tmp_dir) if tmp_dir else default_tmp
+
+    def names(self, unit: int) -> dict[str, str]:
         base = shard_name(unit)
-        return {
-            "tar": self.root / f"{base}{TAR_SUFFIX}",
-            "stats": self.root / f"{base}{STATS_SUFFIX}",
-            "index": self.root / f"{base}{INDEX_SUFFIX}",
-        }
+        return {"tar": f"{base}{TAR_SUFFIX}", "stats": f"{base}{STATS_SUFFIX}", "index": f"{base}{INDEX_SUFFIX}"}
 
     def is_committed(self, unit: int) -> bool:
-        return self.paths(unit)["index"].exists()
+        return self.storage.exists(self.names(unit)["index"])
 
     def remove_partial(self, unit: int) -> None:
         """Files of a unit whose index never landed: remove them, the unit is redone."""
-        paths = self.paths(unit)
-        if not paths["index"].exists():
-            for p in (paths["tar"], paths["stats"]):
-                p.unlink(missing_ok=True)
+        names = self.names(unit)
+        if not self.storage.exists(names["index"]):
+            for kind in ("tar", "stats"):
+                self.storage.delete(names[kind])
 
     def commit(self, unit: int, items: list[Item]) -> dict:
         """Write the unit's shard, index and stats; returns the stats."""
         name = shard_name(unit)
-        final = self.paths(unit)
-        tmp_dir = self.root / ".tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = {k: tmp_dir / p.name for k, p in final.items()}
+        final = self.names(unit)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = {k: self.tmp_dir / n for k, n in final.items()}
         stats = new_stats(name, unit)
         rows = []
         fps = self.config.frames.fps
@@ -164,7 +163,7 @@ class ShardCommit:
         pq.write_table(table, tmp["index"])
         tmp["stats"].write_text(json.dumps(stats, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
         for kind in ("tar", "stats", "index"):  # the index last: it is the commit marker
-            os.replace(tmp[kind], final[kind])
+            self.storage.put_file(tmp[kind], final[kind])
         return stats
 
     @staticmethod
@@ -198,5 +197,6 @@ class ShardCommit:
                 "clips": len(item.get("clips") or []) if ok else 0,
                 "missing_langs": item.get("missing_langs", {}),
                 "lid": {lang: v["verdict"] for lang, v in item.get("lid", {}).items()},
+                "lid_scores": {lang: v["score"] for lang, v in item.get("lid", {}).items() if "score" in v},
             }
         )

@@ -21,8 +21,9 @@ from multihowto.schemas.config import ConfigError, load_region, region_path
 
 def cmd_dataset(args: argparse.Namespace) -> int:
     from multihowto.pipeline.plan import PlanMismatch
-    from multihowto.pipeline.report import write_report
+    from multihowto.pipeline.report import publish_report
     from multihowto.pipeline.run import run_dataset
+    from multihowto.pipeline.storage import open_storage
 
     path = Path(args.profile) if args.profile else region_path(args.region)
     try:
@@ -36,13 +37,13 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     except PlanMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    write_report(Path(cfg.output))
+    publish_report(open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region), cfg.name)
     print(
         f"[done] {summary.units_committed} shards committed now, {summary.units_done_before} already done "
         f"({summary.units_total} in all); {summary.clips} new clips from {summary.videos} videos "
         f"in {summary.seconds:.1f}s"
     )
-    print(f"[card] {Path(cfg.output) / 'README.md'}")
+    print(f"[card] {cfg.output.rstrip('/')}/README.md")
     print()
     from multihowto.pipeline.inspect_dataset import inspect_dataset
 

@@ -16,6 +16,8 @@ def first_full_sample(root: Path) -> dict | None:
     """The first sample with the most languages, read raw (no decoder, no pickle)."""
     best = None
     for index_path in committed_shards(root):
+        if not index_path.with_suffix(".tar").exists():
+            continue
         for sample in wds.WebDataset(str(index_path.with_suffix(".tar")), shardshuffle=False):
             n = sum(1 for lang in LANGS if text_ext(lang) in sample)
             if best is None or n > best[0]:
@@ -26,6 +28,21 @@ def first_full_sample(root: Path) -> dict | None:
 
 
 def inspect_dataset(root: str | Path) -> str:
+    """A summary of a dataset on local disk or S3 (``s3://bucket/prefix``; the endpoint
+    from AWS_ENDPOINT_URL when not AWS)."""
+    if str(root).startswith("s3://"):
+        from multihowto.pipeline.storage import mirror, open_storage
+        from multihowto.schemas.index import INDEX_SUFFIX, PLAN_FILE, STATS_SUFFIX
+
+        storage = open_storage(str(root))
+        local = mirror(storage, Path("build") / "inspect" / str(root)[5:].replace("/", "_"), (INDEX_SUFFIX, STATS_SUFFIX, PLAN_FILE))
+        first = next(iter(committed_shards(local)), None)
+        if first is not None:
+            tar = first.with_suffix(".tar")
+            tar.write_bytes(storage.get_bytes(tar.name))
+            for other in committed_shards(local)[1:]:  # only the first shard's tar is fetched
+                other.with_suffix(".tar").unlink(missing_ok=True)
+        return inspect_dataset(local).replace(f"dataset: {local}", f"dataset: {root}", 1)
     root = Path(root)
     if not committed_shards(root):
         return f"{root}: no committed shard (no shard-*.parquet)"

@@ -39,19 +39,23 @@ class Plan:
         return sum(len(v) for v in self.units.values())
 
 
-def make_plan(manifest: Manifest, cfg: RegionConfig, output: Path) -> Plan:
+def make_plan(manifest: Manifest, cfg: RegionConfig, storage) -> Plan:
+    """The plan of this manifest in ``storage`` (a Storage, or a local folder)."""
+    from multihowto.pipeline.storage import LocalStorage
+
+    if isinstance(storage, str | Path):
+        storage = LocalStorage(storage)
     i, n = cfg.partition_index
     mine = [r for r in manifest.rows if stable_hash(r["video_id"], "region") % n == i]
     fingerprint = hashlib.blake2b(
         json.dumps([cfg.partition, sorted(r["video_id"] for r in mine)]).encode(), digest_size=12
     ).hexdigest()
-    plan_path = output / PLAN_FILE
     by_id = {r["video_id"]: r for r in mine}
-    if plan_path.exists():
-        saved = json.loads(plan_path.read_text())
+    if storage.exists(PLAN_FILE):
+        saved = json.loads(storage.get_bytes(PLAN_FILE))
         if saved["fingerprint"] != fingerprint:
             raise PlanMismatch(
-                f"{plan_path} was planned from another manifest or partition "
+                f"{storage.uri}/{PLAN_FILE} was planned from another manifest or partition "
                 f"({saved['n_videos']} videos, partition {saved['partition']}); "
                 "write to a new output, or remove the old one"
             )
@@ -60,9 +64,7 @@ def make_plan(manifest: Manifest, cfg: RegionConfig, output: Path) -> Plan:
         ordered = sorted(mine, key=lambda r: (stable_hash(r["video_id"], "unit"), r["video_id"]))
         size = cfg.videos_per_unit
         units = {u: ordered[u * size : (u + 1) * size] for u in range(max(1, math.ceil(len(ordered) / size)))}
-        output.mkdir(parents=True, exist_ok=True)
-        tmp = plan_path.with_suffix(".tmp")
-        tmp.write_text(
+        storage.put_bytes(
             json.dumps(
                 {
                     "fingerprint": fingerprint,
@@ -73,7 +75,7 @@ def make_plan(manifest: Manifest, cfg: RegionConfig, output: Path) -> Plan:
                     "units": {str(u): [r["video_id"] for r in rows] for u, rows in units.items()},
                 },
                 indent=1,
-            )
+            ).encode(),
+            PLAN_FILE,
         )
-        tmp.replace(plan_path)
     return Plan(units=dict(sorted(units.items())), rejected=manifest.rejected, fingerprint=fingerprint)

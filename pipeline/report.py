@@ -54,6 +54,7 @@ def summarise(root: Path) -> dict:
         "missing_langs": defaultdict(Counter),
         "track_errors": defaultdict(Counter),
         "timings_s": Counter(),
+        "lid_scores": defaultdict(list),  # lang -> the track score of every video that kept it
         "rejected_rows": [],
     }
     for index_path in committed_shards(root):
@@ -75,6 +76,10 @@ def summarise(root: Path) -> dict:
             s["track_errors"][lang].update(reasons)
         s["timings_s"].update(st["timings_s"])
         s["failed_videos"] += [v for v in st["per_video"] if v["status"] != "ok"]
+        for v in st["per_video"]:
+            for lang, score in v.get("lid_scores", {}).items():
+                if v["lid"].get(lang) != "reject":
+                    s["lid_scores"][lang].append(score)
     plan = root / PLAN_FILE
     if plan.exists():
         s["rejected_rows"] = json.loads(plan.read_text())["rejected_rows"]
@@ -132,10 +137,7 @@ def _plots(root: Path, s: dict, table: pa.Table) -> dict[str, str]:
     ax.set_title("Clip lengths")
     save(fig, "clip_lengths.png")
 
-    scores: dict[str, list[float]] = defaultdict(list)
-    for index_path in committed_shards(root):
-        tar = index_path.with_suffix(".tar")
-        scores_from_tar(tar, scores)
+    scores = s["lid_scores"]
     fig, ax = plt.subplots(figsize=(6, 3))
     data = [scores.get(lang, []) or [0.0] for lang in LANGS]
     ax.boxplot(data, tick_labels=list(LANGS))
@@ -151,21 +153,6 @@ def _plots(root: Path, s: dict, table: pa.Table) -> dict[str, str]:
     ax.set_title("Failures and rejected tracks by reason")
     save(fig, "failures.png")
     return files
-
-
-def scores_from_tar(tar: Path, scores: dict[str, list[float]]) -> None:
-    """Collect each video's per-language LID score (once per video) from sample json."""
-    import webdataset as wds
-
-    seen = set()
-    for sample in wds.WebDataset(str(tar), shardshuffle=False):  # raw bytes: no decoder, no pickle
-        meta = json.loads(sample["json"])
-        if meta["video_id"] in seen:
-            continue
-        seen.add(meta["video_id"])
-        for lang, v in meta["lid"].items():
-            if v.get("score") is not None:
-                scores[lang].append(v["score"])
 
 
 def write_report(root: Path) -> str:
@@ -220,4 +207,19 @@ def write_report(root: Path) -> str:
         lines.append(f"- {stage}: {secs:.2f}")
     card = "\n".join(lines) + "\n"
     (root / CARD_FILE).write_text(card, encoding="utf-8")
+    return card
+
+
+def publish_report(storage, cfg_name: str) -> str:
+    """Write the card for a dataset in any storage: remote ones are mirrored (stats,
+    indexes, plan) to build/report/{region}, and the card, plots and how2 exports are
+    uploaded next to the shards."""
+    from multihowto.pipeline.storage import LocalStorage, mirror
+
+    if isinstance(storage, LocalStorage):
+        return write_report(storage.root)
+    local = mirror(storage, Path("build") / "report" / cfg_name, (INDEX_SUFFIX, STATS_SUFFIX, PLAN_FILE))
+    card = write_report(local)
+    for path in [local / CARD_FILE, *sorted((local / REPORT_DIR).glob("*.png")), *sorted(local.glob("how2_*.json"))]:
+        storage.put_bytes(path.read_bytes(), str(path.relative_to(local)))
     return card

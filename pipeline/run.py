@@ -20,6 +20,7 @@ from multihowto.operators.base import Item
 from multihowto.operators.shards import ShardCommit
 from multihowto.pipeline.manifest import Manifest, read_manifest
 from multihowto.pipeline.plan import make_plan
+from multihowto.pipeline.storage import LocalStorage, open_storage
 from multihowto.schemas.config import RegionConfig
 
 
@@ -49,14 +50,20 @@ def open_source(cfg: RegionConfig) -> Iterator[Manifest]:
         yield read_manifest(src.manifest, src.url_template)
 
 
+def local_root(cfg: RegionConfig, storage) -> Path:
+    """Where downloads and temporary shard files go: inside a local output, else under
+    build/work/{region} (S3 outputs)."""
+    return storage.root if isinstance(storage, LocalStorage) else Path("build") / "work" / cfg.name
+
+
 def run_dataset(cfg: RegionConfig, log=print) -> RunSummary:
     started = time.perf_counter()
-    output = Path(cfg.output)
-    output.mkdir(parents=True, exist_ok=True)
-    work_dir = output / "_work"
-    committer = ShardCommit(cfg, output)
+    storage = open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region)
+    local = local_root(cfg, storage)
+    work_dir = local / "_work"
+    committer = ShardCommit(cfg, storage, local / ".tmp")
     with open_source(cfg) as manifest:
-        plan = make_plan(manifest, cfg, output)
+        plan = make_plan(manifest, cfg, storage)
         done = [u for u in plan.units if committer.is_committed(u)]
         todo = {u: rows for u, rows in plan.units.items() if u not in done}
         log(
@@ -95,7 +102,7 @@ def run_dataset(cfg: RegionConfig, log=print) -> RunSummary:
             bar.close()
             if pending:
                 raise RuntimeError(f"units never completed: {sorted(pending)}")
-    shutil.rmtree(output / ".tmp", ignore_errors=True)
+    shutil.rmtree(local / ".tmp", ignore_errors=True)
     shutil.rmtree(work_dir, ignore_errors=True)
     return RunSummary(
         units_total=len(plan.units),

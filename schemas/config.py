@@ -127,7 +127,9 @@ class ConcurrencyConfig:
 class RegionConfig:
     name: str = "local"
     ray_address: str = "local"
-    output: str = "data/local"
+    output: str = "data/local"  # a folder, file://..., or s3://bucket/prefix
+    s3_endpoint: str = ""  # S3-compatible endpoint URL; empty: AWS (or AWS_ENDPOINT_URL)
+    s3_region: str = ""
     partition: str = "0/1"
     videos_per_unit: int = 4
     langs: tuple[str, ...] = LANGS

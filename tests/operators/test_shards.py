@@ -38,7 +38,7 @@ def _items():
 def test_commit_writes_tar_index_and_stats(cfg, tmp_path):
     sc = ShardCommit(cfg, tmp_path)
     stats = sc.commit(3, _items())
-    paths = sc.paths(3)
+    paths = {k: tmp_path / n for k, n in sc.names(3).items()}
     assert all(p.exists() for p in paths.values()) and sc.is_committed(3)
     samples = list(wds.WebDataset(str(paths["tar"]), shardshuffle=False))
     assert [s["__key__"] for s in samples] == ["vid-a_00000", "vid-a_00001"]
@@ -63,7 +63,8 @@ def test_same_input_gives_identical_bytes(cfg, tmp_path):
     a, b = ShardCommit(cfg, tmp_path / "a"), ShardCommit(cfg, tmp_path / "b")
     a.commit(0, _items())
     b.commit(0, _items())
-    assert a.paths(0)["tar"].read_bytes() == b.paths(0)["tar"].read_bytes()
+    name = a.names(0)["tar"]
+    assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 def test_crash_before_the_index_leaves_no_committed_shard(cfg, tmp_path, monkeypatch):
@@ -80,8 +81,9 @@ def test_crash_before_the_index_leaves_no_committed_shard(cfg, tmp_path, monkeyp
         sc.commit(1, _items())
     monkeypatch.setattr(os, "replace", real_replace)
     assert not sc.is_committed(1)
-    assert sc.paths(1)["tar"].exists()  # written but not committed
+    paths = {k: tmp_path / n for k, n in sc.names(1).items()}
+    assert paths["tar"].exists()  # written but not committed
     sc.remove_partial(1)
-    assert not any(p.exists() for p in sc.paths(1).values())
+    assert not any(p.exists() for p in paths.values())
     sc.commit(1, _items())
     assert sc.is_committed(1)
