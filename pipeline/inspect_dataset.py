@@ -18,7 +18,7 @@ def first_full_sample(root: Path) -> dict | None:
     for index_path in committed_shards(root):
         if not index_path.with_suffix(".tar").exists():
             continue
-        for sample in wds.WebDataset(str(index_path.with_suffix(".tar")), shardshuffle=False):
+        for sample in wds.WebDataset(str(index_path.with_suffix(".tar")), shardshuffle=False, empty_check=False):
             n = sum(1 for lang in LANGS if text_ext(lang) in sample)
             if best is None or n > best[0]:
                 best = (n, sample)

@@ -87,3 +87,14 @@ def test_crash_before_the_index_leaves_no_committed_shard(cfg, tmp_path, monkeyp
     assert not any(p.exists() for p in paths.values())
     sc.commit(1, _items())
     assert sc.is_committed(1)
+
+
+def test_a_unit_of_failed_videos_commits_an_empty_shard_that_reads_back(cfg, tmp_path):
+    from multihowto.pipeline.inspect_dataset import inspect_dataset
+
+    sc = ShardCommit(cfg, tmp_path)
+    stats = sc.commit(0, [_items()[1]])
+    assert sc.is_committed(0) and stats["clips"] == 0 and stats["failures"] == {"corrupt_video": 1}
+    sc.commit(1, _items())
+    text = inspect_dataset(tmp_path)
+    assert "shards: 2" in text and "corrupt_video: 2" in text and "sample vid-a_00000" in text

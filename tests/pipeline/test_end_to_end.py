@@ -31,7 +31,7 @@ def built(built_dataset):
 def _samples(out: Path) -> list[dict]:
     samples = []
     for tar in sorted(out.glob("shard-*.tar")):
-        samples += list(wds.WebDataset(str(tar), shardshuffle=False))  # raw bytes: no pickle
+        samples += list(wds.WebDataset(str(tar), shardshuffle=False, empty_check=False))  # raw bytes: no pickle
     return samples
 
 
