@@ -221,6 +221,53 @@ def bench_end_to_end(site: Path, work: Path, repeats: int, replicate: int) -> di
     }
 
 
+# ---------------------------------------------------------------- memory
+def bench_memory(site: Path, work: Path, factors=(1, 10)) -> dict:
+    """Peak RSS of the driver and of every process of the run (driver and Ray), for the
+    sample site's manifest and for it replicated ``factors`` times."""
+    import threading
+
+    import psutil
+
+    from multihowto.pipeline.run import run_dataset
+    from multihowto.sample_site.server import serve
+    from multihowto.schemas.config import RegionConfig, SourceConfig
+
+    me = psutil.Process()
+    out = {}
+    with serve(site) as base:
+        for factor in factors:
+            manifest = work / f"memory-{factor}.csv"
+            n = replicated_manifest(site, base, factor, manifest)
+            dest = work / f"memory-{factor}"
+            shutil.rmtree(dest, ignore_errors=True)
+            peaks = {"driver_mb": 0.0, "all_processes_mb": 0.0}
+            stop = threading.Event()
+
+            def sample():
+                while not stop.is_set():
+                    procs = [me] + [p for p in psutil.process_iter(["cmdline"]) if "ray" in " ".join(p.info["cmdline"] or [])[:300]]
+                    total = 0
+                    for p in {p.pid: p for p in procs}.values():
+                        try:
+                            total += p.memory_info().rss
+                        except psutil.Error:
+                            pass
+                    peaks["driver_mb"] = max(peaks["driver_mb"], me.memory_info().rss / 2**20)
+                    peaks["all_processes_mb"] = max(peaks["all_processes_mb"], total / 2**20)
+                    time.sleep(0.2)
+
+            t = threading.Thread(target=sample, daemon=True)
+            t.start()
+            cfg = RegionConfig(output=str(dest), videos_per_unit=4, source=SourceConfig(kind="manifest", manifest=str(manifest)))
+            summary = run_dataset(cfg, log=lambda *_: None)
+            stop.set()
+            t.join()
+            out[f"x{factor}"] = {"videos": n, "clips": summary.clips, **{k: round(v, 1) for k, v in peaks.items()}}
+            shutil.rmtree(dest, ignore_errors=True)
+    return out
+
+
 # ---------------------------------------------------------------- scaling
 def bench_scaling(site: Path, repeats: int, copies: int = 8) -> dict:
     from multihowto.operators.frames import ExtractFrames
@@ -305,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--replicate", type=int, default=5, help="copies of the site's manifest for end to end")
     p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    p.add_argument("--skip-memory", action="store_true", help="skip the 1x vs 10x manifest memory run")
     args = p.parse_args(argv)
 
     from multihowto.sample_site.build import build_site
@@ -325,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  scaling  {fmt(res['scaling']['ratio'])}", flush=True)
     res["loader"] = bench_loader(Path(res["end_to_end"]["dataset"]), args.repeats)
     print(f"  loader   {fmt(res['loader']['ratio'])}", flush=True)
+    if not args.skip_memory:
+        res["memory"] = bench_memory(site, work)
+        print("  memory   " + ", ".join(f"{k}: driver {v['driver_mb']:.0f} MB, all {v['all_processes_mb']:.0f} MB" for k, v in res["memory"].items()), flush=True)
     res["frames_ratio"] = res["frames"]["ratio"]["median"]
     res["langid_ratio"] = res["langid"]["ratio"]["median"]
     res["loader_ratio"] = res["loader"]["ratio"]["median"]
@@ -352,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"end to end: {e['clips_per_s']:.1f} clips/s, {e['video_hours_per_core_hour']:.2f} video-hours per core-hour")
     print("stage limits (s, one core): " + ", ".join(f"{k} {v:.2f}" for k, v in e["stage_limits_s"].items()))
     print("stage time in the pipeline (s, summed over videos): " + ", ".join(f"{k} {v:.2f}" for k, v in e["stage_time_in_pipeline_s"].items()))
+    if "memory" in res:
+        print("peak memory as the manifest grows 10x: " + "; ".join(
+            f"{v['videos']} videos ({v['clips']} clips): driver {v['driver_mb']:.0f} MB, driver + Ray {v['all_processes_mb']:.0f} MB"
+            for v in res["memory"].values()))
     print(f"[bench] wrote {args.out}")
     return 0
 

@@ -46,6 +46,12 @@ def open_source(cfg: RegionConfig) -> Iterator[Manifest]:
         site = build_site(Path(src.site_dir))
         with serve(site) as base_url:
             yield read_manifest(site / "manifest.csv", src.url_template, base_url)
+    elif src.manifest.startswith("s3://"):
+        folder, _, name = src.manifest.rpartition("/")
+        local = Path("build") / "work" / cfg.name / name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(open_storage(folder, cfg.s3_endpoint, cfg.s3_region).get_bytes(name))
+        yield read_manifest(local, src.url_template)
     else:
         yield read_manifest(src.manifest, src.url_template)
 
