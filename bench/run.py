@@ -244,7 +244,7 @@ def bench_memory(site: Path, work: Path, factors=(1, 10)) -> dict:
             peaks = {"driver_mb": 0.0, "all_processes_mb": 0.0}
             stop = threading.Event()
 
-            def sample():
+            def sample(peaks: dict, stop: threading.Event) -> None:
                 while not stop.is_set():
                     procs = [me] + [p for p in psutil.process_iter(["cmdline"]) if "ray" in " ".join(p.info["cmdline"] or [])[:300]]
                     total = 0
@@ -257,7 +257,7 @@ def bench_memory(site: Path, work: Path, factors=(1, 10)) -> dict:
                     peaks["all_processes_mb"] = max(peaks["all_processes_mb"], total / 2**20)
                     time.sleep(0.2)
 
-            t = threading.Thread(target=sample, daemon=True)
+            t = threading.Thread(target=sample, args=(peaks, stop), daemon=True)
             t.start()
             cfg = RegionConfig(output=str(dest), videos_per_unit=4, source=SourceConfig(kind="manifest", manifest=str(manifest)))
             summary = run_dataset(cfg, log=lambda *_: None)
