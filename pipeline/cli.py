@@ -33,7 +33,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         return 2
     print(f"[region] {cfg.name}: output {cfg.output}, ray {cfg.ray_address}, partition {cfg.partition}")
     try:
-        summary = run_dataset(cfg)
+        summary = run_dataset(cfg, retry_failed=args.retry_failed)
     except PlanMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dataset", help="build the dataset of a region profile")
     d.add_argument("--region", default="local", help="deploy/regions/{REGION}.yaml (default: local)")
     d.add_argument("--profile", help="path to a region profile (overrides --region)")
+    d.add_argument("--retry-failed", action="store_true", help="re-try the videos that failed in earlier runs, in new units")
     d.set_defaults(func=cmd_dataset)
 
     i = sub.add_parser("inspect", help="summarise a built dataset")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from multihowto.pipeline.manifest import Manifest
@@ -30,9 +30,10 @@ class PlanMismatch(RuntimeError):
 
 @dataclass
 class Plan:
-    units: dict[int, list[dict]]  # unit -> rows
+    units: dict[int, list[dict]]  # unit -> rows (the manifest's units, then retry units)
     rejected: list[dict]
     fingerprint: str
+    retry_units: dict[int, list[str]] = field(default_factory=dict)  # unit -> video ids
 
     @property
     def n_videos(self) -> int:
@@ -60,10 +61,13 @@ def make_plan(manifest: Manifest, cfg: RegionConfig, storage) -> Plan:
                 "write to a new output, or remove the old one"
             )
         units = {int(u): [by_id[v] for v in ids] for u, ids in saved["units"].items()}
+        retry_units = {int(u): ids for u, ids in saved.get("retry_units", {}).items()}
+        units.update({u: [by_id[v] for v in ids] for u, ids in retry_units.items()})
     else:
         ordered = sorted(mine, key=lambda r: (stable_hash(r["video_id"], "unit"), r["video_id"]))
         size = cfg.videos_per_unit
         units = {u: ordered[u * size : (u + 1) * size] for u in range(max(1, math.ceil(len(ordered) / size)))}
+        retry_units = {}
         storage.put_bytes(
             json.dumps(
                 {
@@ -78,4 +82,40 @@ def make_plan(manifest: Manifest, cfg: RegionConfig, storage) -> Plan:
             ).encode(),
             PLAN_FILE,
         )
-    return Plan(units=dict(sorted(units.items())), rejected=manifest.rejected, fingerprint=fingerprint)
+    return Plan(units=dict(sorted(units.items())), rejected=manifest.rejected, fingerprint=fingerprint, retry_units=retry_units)
+
+
+def latest_status(storage, units) -> dict[str, dict]:
+    """Each video's entry from the last committed unit that holds it (retry units come
+    after the units they retry)."""
+    from multihowto.schemas.index import INDEX_SUFFIX, STATS_SUFFIX
+    from multihowto.schemas.sample import shard_name
+
+    out: dict[str, dict] = {}
+    for unit in sorted(units):
+        name = shard_name(unit)
+        if storage.exists(f"{name}{INDEX_SUFFIX}"):
+            for v in json.loads(storage.get_bytes(f"{name}{STATS_SUFFIX}"))["per_video"]:
+                out[v["video_id"]] = v
+    return out
+
+
+def add_retry_units(plan: Plan, storage, videos_per_unit: int) -> list[int]:
+    """Give every video whose latest status is failed, and that no pending retry unit
+    holds yet, to new units after all existing ones; saved in the plan before any work."""
+    from multihowto.schemas.index import INDEX_SUFFIX
+    from multihowto.schemas.sample import shard_name
+
+    pending = {v for u, ids in plan.retry_units.items() if not storage.exists(f"{shard_name(u)}{INDEX_SUFFIX}") for v in ids}
+    failed = sorted(v for v, e in latest_status(storage, plan.units).items() if e["status"] != "ok" and v not in pending)
+    if not failed:
+        return []
+    rows = {r["video_id"]: r for rows in plan.units.values() for r in rows}
+    start = max(plan.units) + 1
+    new = {start + i: failed[i * videos_per_unit : (i + 1) * videos_per_unit] for i in range(math.ceil(len(failed) / videos_per_unit))}
+    saved = json.loads(storage.get_bytes(PLAN_FILE))
+    saved.setdefault("retry_units", {}).update({str(u): ids for u, ids in new.items()})
+    storage.put_bytes(json.dumps(saved, indent=1).encode(), PLAN_FILE)
+    plan.retry_units.update(new)
+    plan.units.update({u: [rows[v] for v in ids] for u, ids in new.items()})
+    return sorted(new)

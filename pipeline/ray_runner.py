@@ -45,6 +45,7 @@ def init_ray(address: str) -> None:
     env = {"env_vars": {"PYTHONWARNINGS": "ignore"}}
     if address in ("", "local"):
         ray.init(
+            address="local",  # always a new instance: never join a cluster left by `ray start`
             num_cpus=os.cpu_count(),
             include_dashboard=False,
             logging_level=logging.WARNING,

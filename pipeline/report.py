@@ -57,12 +57,11 @@ def summarise(root: Path) -> dict:
         "lid_scores": defaultdict(list),  # lang -> the track score of every video that kept it
         "rejected_rows": [],
     }
+    latest: dict[str, dict] = {}
     for index_path in committed_shards(root):
         stats_path = index_path.with_name(index_path.name.replace(INDEX_SUFFIX, STATS_SUFFIX))
         st = json.loads(stats_path.read_text(encoding="utf-8"))
         s["shards"] += 1
-        s["videos"].update(st["videos"])
-        s["failures"].update(st["failures"])
         s["retries"].update(st.get("retries", {}))
         s["clips"] += st["clips"]
         s["clip_seconds"] += st["clip_seconds"]
@@ -75,11 +74,17 @@ def summarise(root: Path) -> dict:
         for lang, reasons in st["track_errors"].items():
             s["track_errors"][lang].update(reasons)
         s["timings_s"].update(st["timings_s"])
-        s["failed_videos"] += [v for v in st["per_video"] if v["status"] != "ok"]
         for v in st["per_video"]:
+            latest[v["video_id"]] = v  # shards in unit order: a retry unit comes later
             for lang, score in v.get("lid_scores", {}).items():
                 if v["lid"].get(lang) != "reject":
                     s["lid_scores"][lang].append(score)
+    # Counts by video use each video's latest status (a failed video may succeed in a
+    # retry unit); the per-shard counters above are summed as they are.
+    s["videos"] = Counter(total=len(latest), ok=sum(v["status"] == "ok" for v in latest.values()))
+    s["videos"]["failed"] = s["videos"]["total"] - s["videos"]["ok"]
+    s["failed_videos"] = [v for v in latest.values() if v["status"] != "ok"]
+    s["failures"] = Counter((v["error"] or "unknown").split(":", 1)[0] for v in s["failed_videos"])
     plan = root / PLAN_FILE
     if plan.exists():
         s["rejected_rows"] = json.loads(plan.read_text())["rejected_rows"]

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from multihowto.operators.base import Item
 from multihowto.operators.shards import ShardCommit
 from multihowto.pipeline.manifest import Manifest, read_manifest
-from multihowto.pipeline.plan import make_plan
+from multihowto.pipeline.plan import add_retry_units, make_plan
 from multihowto.pipeline.storage import LocalStorage, open_storage
 from multihowto.schemas.config import RegionConfig
 
@@ -62,7 +62,9 @@ def local_root(cfg: RegionConfig, storage) -> Path:
     return storage.root if isinstance(storage, LocalStorage) else Path("build") / "work" / cfg.name
 
 
-def run_dataset(cfg: RegionConfig, log=print) -> RunSummary:
+def run_dataset(cfg: RegionConfig, log=print, retry_failed: bool = False) -> RunSummary:
+    """Run the region's plan; ``retry_failed`` first gives the videos that failed in
+    committed units to new retry units (their clips are added, none doubled)."""
     started = time.perf_counter()
     storage = open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region)
     local = local_root(cfg, storage)
@@ -70,6 +72,9 @@ def run_dataset(cfg: RegionConfig, log=print) -> RunSummary:
     committer = ShardCommit(cfg, storage, local / ".tmp")
     with open_source(cfg) as manifest:
         plan = make_plan(manifest, cfg, storage)
+        if retry_failed:
+            new = add_retry_units(plan, storage, cfg.videos_per_unit)
+            log(f"[retry] {sum(len(plan.units[u]) for u in new)} failed videos in {len(new)} new units")
         done = [u for u in plan.units if committer.is_committed(u)]
         todo = {u: rows for u, rows in plan.units.items() if u not in done}
         log(
