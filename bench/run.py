@@ -315,9 +315,12 @@ def bench_loader(dataset: Path, repeats: int) -> dict:
 
     from multihowto.trainer.data import ClipDataset, DataConfig, clip_stream, collate, shard_urls
 
+    from multihowto.trainer.model import ModelConfig
+
     urls = shard_urls(str(dataset))
     cpus = os.cpu_count() or 1
-    cfg = DataConfig(shards=str(dataset), shuffle=0, n_frames=4, frame_size=64)
+    m = ModelConfig()  # the frames the trainer's model takes by default
+    cfg = DataConfig(shards=str(dataset), shuffle=0, n_frames=m.n_frames, frame_size=m.frame_size)
 
     def raw():
         n = sum(1 for _ in wds.WebDataset(urls, shardshuffle=False, empty_check=False))
