@@ -66,7 +66,8 @@ def bench_frames(site: Path, repeats: int) -> dict:
     op = ExtractFrames(cfg)
     size = cfg.frames.size
     items = [
-        {"video_id": v.stem, "video_path": str(v), "clips": [{"start": c["start"], "end": c["end"]} for c in truth[v.stem]["cues"]]}
+        {"video_id": v.stem, "video_bytes": v.read_bytes(), "video_path": str(v),
+         "clips": [{"start": c["start"], "end": c["end"]} for c in truth[v.stem]["cues"]]}
         for v in videos
     ]
 
@@ -277,7 +278,7 @@ def bench_scaling(site: Path, repeats: int, copies: int = 8) -> dict:
     videos, truth = good_videos(site)
     cfg = RegionConfig()
     items = [
-        {"video_id": f"{v.stem}-{c}", "status": "ok", "video_path": str(v),
+        {"video_id": f"{v.stem}-{c}", "status": "ok", "video_path": str(v), "video_bytes": v.read_bytes(),
          "clips": [{"start": x["start"], "end": x["end"]} for x in truth[v.stem]["cues"]]}
         for c in range(copies) for v in videos
     ]
@@ -314,7 +315,6 @@ def bench_loader(dataset: Path, repeats: int) -> dict:
     import webdataset as wds
 
     from multihowto.trainer.data import ClipDataset, DataConfig, clip_stream, collate, shard_urls
-
     from multihowto.trainer.model import ModelConfig
 
     urls = shard_urls(str(dataset))

@@ -56,6 +56,9 @@ class Operator(Generic[C]):
     state once per actor; ``process`` handles one item and returns it."""
 
     name: ClassVar[str] = "operator"
+    # Item fields this stage consumes for good: removed from every item it passes on,
+    # failed or not, so large payloads (a video's bytes) travel no further.
+    drops: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: C):
         self.config = config
@@ -75,6 +78,8 @@ class Operator(Generic[C]):
         for item in items:
             item.setdefault("status", "ok")
             if item["status"] != "ok":
+                for key in self.drops:
+                    item.pop(key, None)
                 out.append(item)
                 continue
             started = time.perf_counter()
@@ -85,6 +90,8 @@ class Operator(Generic[C]):
             except Exception as e:  # a bug or an unforeseen input: record, never crash the run
                 mark_failed(item, self.name, f"internal_error_{type(e).__name__}", str(e))
             item.setdefault("timings", {})[self.name] = round(time.perf_counter() - started, 4)
+            for key in self.drops:
+                item.pop(key, None)
             out.append(item)
         return out
 

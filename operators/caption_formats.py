@@ -88,17 +88,24 @@ def parse_json3(text: str) -> list[RawCue]:
     return [(s, e, t) for s, e, t in lines]
 
 
+def parse_caption_bytes(fmt: str, data: bytes) -> list[RawCue]:
+    """Parse a subtitle file's bytes in format ``fmt`` (json3, vtt or srt)."""
+    parser = {"vtt": parse_vtt, "srt": parse_srt, "json3": parse_json3}.get(fmt)
+    if parser is None:
+        raise CaptionFormatError("unsupported_format", fmt)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CaptionFormatError("not_utf8", str(e)) from None
+    return parser(text)
+
+
 def parse_caption_file(path: str | Path) -> tuple[str, list[RawCue]]:
     """Parse by extension; returns ``(format, raw cues)``."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise CaptionFormatError("missing_file", path.name) from None
-    except UnicodeDecodeError as e:
-        raise CaptionFormatError("not_utf8", str(e)) from None
-    parser = {"vtt": parse_vtt, "srt": parse_srt, "json3": parse_json3}.get(fmt)
-    if parser is None:
-        raise CaptionFormatError("unsupported_format", fmt)
-    return fmt, parser(text)
+    return fmt, parse_caption_bytes(fmt, data)

@@ -1,16 +1,18 @@
 """Download one video and its subtitle tracks with yt-dlp's Python API.
 
-One ``YoutubeDL`` session per video fetches the video at a capped height and every
-requested subtitle track (on YouTube also the automatic captions and their
-auto-translations). Files land in ``{work_dir}/{video_id}/``; the item gains
-``video_path``, ``subtitle_files`` ({lang: path}), ``subtitle_kinds`` ({lang: manual|asr})
-and ``info`` (title, duration, extractor).
+One ``YoutubeDL`` per actor fetches each video at a capped height and every requested
+subtitle track (on YouTube also the automatic captions and their auto-translations)
+into ``{work_dir}/{video_id}/``. The files are read into the item and deleted: it gains
+``video_bytes`` (and ``video_ext``), ``subtitles`` ({lang: {"format", "data"}}),
+``subtitle_kinds`` ({lang: manual|asr}) and ``info`` (title, duration, extractor), so
+the later stages can run on any node of a cluster.
 """
 
 from __future__ import annotations
 
 import random
 import re
+import shutil
 import time
 import urllib.parse
 from pathlib import Path
@@ -194,11 +196,15 @@ class DownloadVideo(Operator[RegionConfig]):
         for lang, sub in (info.get("requested_subtitles") or {}).items():
             path = sub.get("filepath")
             if path and Path(path).exists() and lang in self.config.langs:
-                subs[lang] = path
+                subs[lang] = {"format": Path(path).suffix.lstrip(".").lower(), "data": Path(path).read_bytes()}
                 kinds[lang] = "asr" if lang in automatic else "manual"
-        item["video_path"] = video_path
-        item["subtitle_files"] = subs
+        # The files travel in the item (through Ray's object store to whichever node runs
+        # the next stages) and leave this node's disk at once.
+        item["video_bytes"] = Path(video_path).read_bytes()
+        item["video_ext"] = Path(video_path).suffix or ".mp4"
+        item["subtitles"] = subs
         item["subtitle_kinds"] = kinds
+        shutil.rmtree(Path(self.work_dir) / item["video_id"], ignore_errors=True)
         item["info"] = {
             "title": info.get("title") or "",
             "duration": info.get("duration"),

@@ -6,13 +6,14 @@ side to ``size``, centre-crops a square and JPEG-encodes each sampled frame itse
 encoding in Python cost about 12% more). Frame i stands for time ``i / fps``; it belongs
 to every clip with ``start <= t < end``. A clip shorter than a frame period gets the
 frame nearest its middle. Each clip's frames are packed as ``frames.npz``
-(schemas/frames.py). The item gains ``clip_frames``
-(one packed blob per clip) and ``n_frames``.
+(schemas/frames.py). The item gains ``clip_frames`` (one packed blob per clip) and
+``n_frames``, and loses ``video_bytes``.
 """
 
 from __future__ import annotations
 
 import subprocess
+import tempfile
 
 import ffmpeg
 
@@ -106,10 +107,16 @@ def frames_for_clip(start: float, end: float, n_frames: int, fps: float) -> list
 
 class ExtractFrames(Operator[RegionConfig]):
     name = "frames"
+    drops = ("video_bytes",)  # never carried past this stage, to the driver least of all
 
     def process(self, item: Item) -> Item:
         cfg = self.config.frames
-        jpegs = decode_video(item["video_path"], cfg)
+        # ffmpeg needs a seekable file (an mp4's index may sit at its end): the video's
+        # bytes go to a local temporary file for the one decode, then are gone.
+        with tempfile.NamedTemporaryFile(suffix=item.get("video_ext", ".mp4")) as f:
+            f.write(item["video_bytes"])
+            f.flush()
+            jpegs = decode_video(f.name, cfg)
         blobs, counts = [], []
         for clip in item["clips"]:
             idx = frames_for_clip(clip["start"], clip["end"], len(jpegs), cfg.fps)

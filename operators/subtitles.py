@@ -1,6 +1,7 @@
 """Subtitles stage: every downloaded track to one clean cue list per language.
 
-The item gains ``tracks``: {lang: {"cues": [[start, end, text], ...], "format": ...,
+It reads the raw files the download stage carried in the item (``subtitles``: {lang:
+{"format", "data"}}), so it can run on any node. The item gains ``tracks``: {lang: {"cues": [[start, end, text], ...], "format": ...,
 "kind": "manual" | "asr-rolling" | "asr"}} and ``track_errors``: {lang: reason} for the
 tracks that could not be read. A broken track never fails the video; a video with no
 readable track fails with ``no_subtitles``. In source mode (``source.captions``) the
@@ -13,7 +14,11 @@ import json
 from pathlib import Path
 
 from multihowto.operators.base import Item, Operator, StageError
-from multihowto.operators.caption_formats import CaptionFormatError, parse_caption_file
+from multihowto.operators.caption_formats import (
+    CaptionFormatError,
+    parse_caption_bytes,
+    parse_caption_file,
+)
 from multihowto.operators.caption_text import dedupe_rolling, is_rolling, plain_segments
 from multihowto.schemas.config import RegionConfig
 from multihowto.schemas.index import how2_file
@@ -22,6 +27,10 @@ from multihowto.schemas.index import how2_file
 def read_track(path: str, drop_sound_tags: bool = True, min_cue_s: float = 0.05) -> dict:
     """Parse, de-duplicate (rolling ASR) and normalise one subtitle file."""
     fmt, raw = parse_caption_file(path)
+    return clean_track(fmt, raw, drop_sound_tags, min_cue_s)
+
+
+def clean_track(fmt: str, raw: list, drop_sound_tags: bool = True, min_cue_s: float = 0.05) -> dict:
     rolling = fmt == "vtt" and is_rolling(raw)
     segments = dedupe_rolling(raw, drop_sound_tags) if rolling else plain_segments(raw, drop_sound_tags, min_cue_s)
     if not segments:
@@ -63,6 +72,7 @@ def how2_track(entry: dict, drop_sound_tags: bool = True) -> dict:
 
 class ParseSubtitles(Operator[RegionConfig]):
     name = "subtitles"
+    drops = ("subtitles",)  # the raw files: parsed tracks replace them
 
     def setup(self) -> None:
         folder = self.config.source.captions
@@ -73,9 +83,10 @@ class ParseSubtitles(Operator[RegionConfig]):
             return self._from_how2(item)
         cfg = self.config.subtitles
         tracks, errors = {}, {}
-        for lang, path in sorted(item.get("subtitle_files", {}).items()):
+        for lang, sub in sorted(item.get("subtitles", {}).items()):
             try:
-                track = read_track(path, cfg.drop_sound_tags, cfg.min_cue_s)
+                raw = parse_caption_bytes(sub["format"], sub["data"])
+                track = clean_track(sub["format"], raw, cfg.drop_sound_tags, cfg.min_cue_s)
             except CaptionFormatError as e:
                 errors[lang] = e.reason
                 continue

@@ -8,15 +8,17 @@ def test_downloads_video_and_every_track(cfg, site_url, tmp_path):
     op = DownloadVideo(cfg, str(tmp_path / "work"))
     [item] = op.process_batch([{"video_id": "sample-00", "url": site_url + "v/sample-00.html"}])
     assert item["status"] == "ok", item.get("error")
-    assert item["video_path"].endswith(".mp4")
-    assert set(item["subtitle_files"]) == set(LANGS)
+    assert item["video_ext"] == ".mp4" and item["video_bytes"][4:8] == b"ftyp"  # a real mp4
+    assert set(item["subtitles"]) == set(LANGS)
+    assert item["subtitles"]["zh"]["format"] == "vtt" and item["subtitles"]["zh"]["data"].startswith(b"WEBVTT")
     assert item["info"]["extractor"] == "html5"
+    assert not (tmp_path / "work" / "sample-00").exists()  # nothing left on this node's disk
 
 
 def test_missing_languages_are_simply_absent(cfg, site_url, tmp_path):
     op = DownloadVideo(cfg, str(tmp_path / "work"))
     [item] = op.process_batch([{"video_id": "sample-04", "url": site_url + "v/sample-04.html"}])
-    assert set(LANGS) - set(item["subtitle_files"]) == {"sw", "cs"}
+    assert set(LANGS) - set(item["subtitles"]) == {"sw", "cs"}
 
 
 def test_not_found_is_recorded(cfg, site_url, tmp_path):
@@ -35,7 +37,12 @@ def test_error_classification():
     assert classify_download_error("read timed out").reason == "timeout"
 
 
-def test_one_actor_many_videos_keeps_files_apart(cfg, site_url, tmp_path):
+def test_one_actor_many_videos_keeps_files_apart(cfg, site_url, small_site, tmp_path):
+    def small_site_truth():
+        import json
+
+        return json.loads((small_site / "truth.json").read_text())
+
     op = DownloadVideo(cfg, str(tmp_path / "work"))
     items = op.process_batch([
         {"video_id": "first", "url": site_url + "v/sample-00.html"},
@@ -43,8 +50,8 @@ def test_one_actor_many_videos_keeps_files_apart(cfg, site_url, tmp_path):
         {"video_id": "second", "url": site_url + "v/sample-04.html"},
     ])
     assert [i["status"] for i in items] == ["ok", "failed", "ok"]
-    for item in (items[0], items[2]):
-        folder = tmp_path / "work" / item["video_id"]
-        assert item["video_path"].startswith(str(folder))
-        assert all(p.startswith(str(folder)) for p in item["subtitle_files"].values())
-    assert len(items[2]["subtitle_files"]) == 7
+    site = small_site_truth()
+    assert len(items[0]["video_bytes"]) != len(items[2]["video_bytes"])  # each its own file
+    assert items[0]["subtitles"]["en"]["data"] != items[2]["subtitles"]["en"]["data"]
+    assert site["sample-00"]["cues"][0]["texts"]["de"].encode() in items[0]["subtitles"]["de"]["data"]
+    assert len(items[2]["subtitles"]) == 7

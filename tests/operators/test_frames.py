@@ -59,9 +59,9 @@ def test_frames_for_clip():
 
 def test_operator_packs_frames_per_clip(clip6s):
     cfg = dataclasses.replace(RegionConfig(), frames=FramesConfig(size=64))
-    item = {"video_id": "v", "video_path": str(clip6s), "clips": [{"start": 0.0, "end": 2.5}, {"start": 2.5, "end": 6.0}]}
+    item = {"video_id": "v", "video_bytes": clip6s.read_bytes(), "clips": [{"start": 0.0, "end": 2.5}, {"start": 2.5, "end": 6.0}]}
     [out] = ExtractFrames(cfg).process_batch([item])
-    assert out["status"] == "ok"
+    assert out["status"] == "ok" and "video_bytes" not in out  # consumed: travels no further
     assert out["clip_frame_counts"] == [3, 3]
     frames = decode_frames(out["clip_frames"][1])
     assert frames.shape == (3, 64, 64, 3)
@@ -72,6 +72,6 @@ def test_corrupt_video_is_a_recorded_failure(tmp_path, clip6s):
     bad = tmp_path / "bad.mp4"
     data = clip6s.read_bytes()
     bad.write_bytes(data[:64] + bytes(len(data) // 4))
-    [out] = ExtractFrames(RegionConfig()).process_batch([{"video_id": "v", "video_path": str(bad), "clips": [{"start": 0, "end": 2}]}])
-    assert out["status"] == "failed" and out["failed_at"] == "frames"
+    [out] = ExtractFrames(RegionConfig()).process_batch([{"video_id": "v", "video_bytes": bad.read_bytes(), "clips": [{"start": 0, "end": 2}]}])
+    assert out["status"] == "failed" and out["failed_at"] == "frames" and "video_bytes" not in out
     assert out["error"].startswith("corrupt_video")

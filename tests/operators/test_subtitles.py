@@ -84,18 +84,23 @@ def test_json3_garbage_is_a_format_error():
         parse_json3('{"events": 3}')
 
 
+def _sub(name: str) -> dict:
+    return {"format": name.rsplit(".", 1)[1], "data": (DATA / name).read_bytes()}
+
+
 def test_operator_records_a_broken_track_and_keeps_the_video():
     op = ParseSubtitles(RegionConfig())
-    item = {"video_id": "v", "subtitle_files": {"en": str(DATA / "youtube_rolling.en.vtt"), "de": str(DATA / "broken.vtt")}}
+    item = {"video_id": "v", "subtitles": {"en": _sub("youtube_rolling.en.vtt"), "de": _sub("broken.vtt")}}
     [out] = op.process_batch([item])
     assert out["status"] == "ok"
     assert out["track_errors"] == {"de": "malformed_vtt"}
     assert out["tracks"]["en"]["kind"] == "asr-rolling"
+    assert "subtitles" not in out  # the raw files are consumed
 
 
 def test_operator_fails_a_video_without_readable_tracks():
     op = ParseSubtitles(RegionConfig())
-    [out] = op.process_batch([{"video_id": "v", "subtitle_files": {"de": str(DATA / "broken.vtt")}}])
+    [out] = op.process_batch([{"video_id": "v", "subtitles": {"de": _sub("broken.vtt")}}])
     assert out["status"] == "failed" and out["failed_at"] == "subtitles"
     assert out["error"].startswith("no_subtitles")
 
