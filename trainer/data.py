@@ -111,11 +111,15 @@ def clip_stream(cfg: DataConfig, epoch: int = 0) -> Iterator[dict]:
 
 
 class ClipDataset(torch.utils.data.IterableDataset):
-    """``clip_stream`` as an IterableDataset for a DataLoader (workers split shards)."""
+    """``clip_stream`` as an IterableDataset for a DataLoader (workers split shards).
+    Call ``set_epoch`` before each epoch for a new shard and sample order."""
 
     def __init__(self, cfg: DataConfig):
         self.cfg = cfg
         self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __iter__(self):
         return clip_stream(self.cfg, self.epoch)

@@ -30,6 +30,8 @@ def _items():
         "clip_frames": [pack_jpegs([b"\xff\xd8a\xff\xd9", b"\xff\xd8b\xff\xd9"]), pack_jpegs([b"\xff\xd8c\xff\xd9"])],
         "clip_frame_counts": [2, 1],
         "timings": {"frames": 0.5},
+        "retried": ["http_429", "http_429"],
+        "download_attempts": 3,
     }
     bad = {"video_id": "vid-b", "status": "failed", "error": "corrupt_video: broken", "failed_at": "frames"}
     return [ok, bad]
@@ -56,6 +58,8 @@ def test_commit_writes_tar_index_and_stats(cfg, tmp_path):
         assert sorted(one.getnames()) == ["vid-a_00001.en.txt", "vid-a_00001.frames.npz", "vid-a_00001.json"]
     assert stats["videos"] == {"total": 2, "ok": 1, "failed": 1}
     assert stats["failures"] == {"corrupt_video": 1}
+    assert stats["retries"] == {"http_429": 2}
+    assert [v["download_attempts"] for v in stats["per_video"]] == [3, 0]
     assert stats["clips_per_lang"]["de"] == 1 and stats["missing_langs"] == {"sw": {"no_track": 1}}
 
 

@@ -40,6 +40,20 @@ def test_loader_streams_clips_with_one_or_all_languages(shards):
     assert all(set(c["texts"]) == {"en"} for c in en_only)
 
 
+def test_dataloader_workers_split_shards_and_epochs_reshuffle(shards):
+    from multihowto.trainer.data import ClipDataset, collate
+
+    out, _ = shards
+    cfg = DataConfig(shards=str(out), n_frames=2, frame_size=32, shuffle=50, seed=1)
+    ds = ClipDataset(cfg)
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate)
+    first = [k for b in loader for k in b["key"]]
+    assert len(first) == len(set(first)) == len(list(clip_stream(DataConfig(shards=str(out), shuffle=0))))
+    ds.set_epoch(1)
+    second = [k for b in loader for k in b["key"]]
+    assert sorted(second) == sorted(first) and second != first
+
+
 def test_a_few_steps_make_the_loss_fall_and_resume_works(shards, tmp_path):
     out, tok = shards
     cfg = TrainConfig(data=str(out), tokenizer=str(tok), out_dir=str(tmp_path / "run"), steps=80, batch_size=16,
