@@ -91,8 +91,7 @@ def bench_frames(site: Path, repeats: int) -> dict:
 
 # ---------------------------------------------------------------- langid
 def bench_langid(repeats: int, tracks: int = 150) -> dict:
-    from multihowto.operators.caption_text import join_texts
-    from multihowto.operators.langid import LanguageId, load_lid_model
+    from multihowto.operators.langid import LanguageId, load_lid_model, track_line
     from multihowto.sample_site.material import load_emoji
     from multihowto.schemas.config import RegionConfig
     from multihowto.schemas.sample import LANGS
@@ -108,7 +107,7 @@ def bench_langid(repeats: int, tracks: int = 150) -> dict:
         items.append({"video_id": f"v{v}", "tracks": t})
     # the lines the operator classifies: every cue, and every track's joined text
     lines = [c[2] for it in items for tr in it["tracks"].values() for c in tr["cues"]]
-    lines += [join_texts([c[2] for c in tr["cues"]]) for it in items for tr in it["tracks"].values()]
+    lines += [track_line([c[2] for c in tr["cues"]]) for it in items for tr in it["tracks"].values()]
     model = load_lid_model()
     op = LanguageId(RegionConfig())
     op.process_batch([copy.deepcopy(items[0])])  # setup once, as an actor does

@@ -24,7 +24,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from multihowto.operators.base import Item, Operator
-from multihowto.operators.caption_text import join_texts
 from multihowto.schemas.config import RegionConfig
 from multihowto.schemas.sample import LANGS
 
@@ -84,6 +83,14 @@ class LanguageIdentifier:
         return lang, s[lang]
 
 
+def track_line(texts: list[str]) -> str:
+    """A track's cues as one line for classification: separated by spaces, Chinese
+    included. (Clip texts join CJK cues without a space, as the language writes them;
+    fastText splits on whitespace, and nine Chinese cues glued into one "word" were
+    classified as English.)"""
+    return " ".join(t for t in texts if t)
+
+
 def track_verdict(claimed: str, scores: dict[str, float], n_chars: int, cfg) -> dict:
     if n_chars < cfg.min_chars:
         return {"verdict": "reject", "reason": "too_little_text"}
@@ -119,7 +126,7 @@ class LanguageId(Operator[RegionConfig]):
             texts = [c[2] for c in track["cues"]]  # normalised: one line each
             cue_labels = self.lid.labels(texts)
             agreement = cue_labels.count(lang) / max(1, len(texts))
-            joined = join_texts(texts)
+            joined = track_line(texts)
             verdict = track_verdict(lang, self.lid.scores(joined, self.k[lang]), len(joined), cfg)
             verdict["cue_agreement"] = round(agreement, 3)
             track["cue_lid"] = cue_labels

@@ -25,8 +25,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from multihowto.operators.caption_text import join_texts
-from multihowto.operators.langid import LanguageIdentifier, track_verdict
+from multihowto.operators.langid import LanguageIdentifier, track_line, track_verdict
 from multihowto.schemas.config import LangIdConfig
 from multihowto.schemas.sample import LANGS
 
@@ -69,7 +68,7 @@ def _measure_at(reject_score: float, tracks_per_lang: int, track_cues: int, max_
 
     def sample_scores(rng: random.Random) -> dict[str, list[dict[str, float]]]:
         return {
-            lang: [lid.scores(join_texts([e.names[lang] for e in rng.sample(emoji, track_cues)])) for _ in range(tracks_per_lang)]
+            lang: [lid.scores(track_line([e.names[lang] for e in rng.sample(emoji, track_cues)])) for _ in range(tracks_per_lang)]
             for lang in LANGS
         }
 

@@ -60,7 +60,7 @@ def test_top_k_verdicts_equal_full_distribution_verdicts():
     become uncertain when every target language is below 1/(k+1)."""
     import random
 
-    from multihowto.operators.caption_text import join_texts
+    from multihowto.operators.langid import track_line
     from multihowto.schemas.sample import LANGS
 
     cfg = RegionConfig()
@@ -72,7 +72,7 @@ def test_top_k_verdicts_equal_full_distribution_verdicts():
     for claimed in LANGS:
         for real in LANGS:
             for _ in range(6):
-                text = join_texts([e.names[real] for e in rng.sample(emoji, 8)])
+                text = track_line([e.names[real] for e in rng.sample(emoji, 8)])
                 full = track_verdict(claimed, op.lid.scores(text, 176), len(text), cfg.langid)
                 fast = track_verdict(claimed, op.lid.scores(text, op.k[claimed]), len(text), cfg.langid)
                 checked += 1
@@ -81,3 +81,11 @@ def test_top_k_verdicts_equal_full_distribution_verdicts():
                 assert (full["verdict"], fast["verdict"]) == ("accept", "uncertain")
                 assert max(op.lid.scores(text, 176).values()) <= 1 / (op.k[claimed] + 1)
     assert checked == 9 * 9 * 6
+
+
+def test_a_chinese_track_is_classified_with_its_cues_apart():
+    """Regression: CJK cues glued into one string (as clip text joins them) read as one
+    "word" to fastText and came out English; the verdict classifies them spaced."""
+    cues = "彩虹旗 煎蛋 九点半 星月 西瓜 旗: 斯里兰卡 黑心 快进按钮 来信".split(" ")
+    [out] = LanguageId(RegionConfig()).process_batch([{"video_id": "v", "tracks": {"zh": _track(cues)}}])
+    assert out["lid"]["zh"]["verdict"] == "accept" and out["lid"]["zh"]["score"] > 0.9
