@@ -178,6 +178,12 @@ class DownloadVideo(Operator[RegionConfig]):
         host = urllib.parse.urlparse(item["url"]).hostname or ""
         if d.allowed_hosts and host not in d.allowed_hosts:
             raise StageError("host_not_allowed", f"host {host!r} is not in download.allowed_hosts")
+        try:
+            return self._download(item)
+        finally:  # read into the item or failed: either way nothing stays on this node's disk
+            shutil.rmtree(Path(self.work_dir) / item["video_id"], ignore_errors=True)
+
+    def _download(self, item: Item) -> Item:
         self.logger.warnings.clear()
         # yt-dlp reads the output template from params for every file it names.
         self.ydl.params["outtmpl"]["default"] = self.outtmpl(item["video_id"])
@@ -199,12 +205,11 @@ class DownloadVideo(Operator[RegionConfig]):
                 subs[lang] = {"format": Path(path).suffix.lstrip(".").lower(), "data": Path(path).read_bytes()}
                 kinds[lang] = "asr" if lang in automatic else "manual"
         # The files travel in the item (through Ray's object store to whichever node runs
-        # the next stages) and leave this node's disk at once.
+        # the next stages); process() removes them from this node's disk.
         item["video_bytes"] = Path(video_path).read_bytes()
         item["video_ext"] = Path(video_path).suffix or ".mp4"
         item["subtitles"] = subs
         item["subtitle_kinds"] = kinds
-        shutil.rmtree(Path(self.work_dir) / item["video_id"], ignore_errors=True)
         item["info"] = {
             "title": info.get("title") or "",
             "duration": info.get("duration"),

@@ -1,8 +1,8 @@
 """``mhowto dataset``: plan, run the stages on Ray, commit shards, write the report.
 
 Resumable by construction: a unit whose parquet index exists is done and skipped;
-files of a unit without its index are removed and the unit redone. A video's
-downloads are deleted once its unit is committed.
+files of a unit without its index are removed and the unit redone. Downloads never
+outlive their video's download stage (operators/download.py).
 """
 
 from __future__ import annotations
@@ -105,8 +105,6 @@ def run_dataset(cfg: RegionConfig, log=print, retry_failed: bool = False) -> Run
                     stats = committer.commit(unit, pending.pop(unit))
                     committed += 1
                     clips += stats["clips"]
-                    for it in todo[unit]:
-                        shutil.rmtree(work_dir / it["video_id"], ignore_errors=True)
                     bar.set_postfix(units=f"{committed}/{len(todo)}", clips=clips)
 
             run_items(items, cfg, str(work_dir), on_item)

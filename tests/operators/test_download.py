@@ -27,6 +27,7 @@ def test_not_found_is_recorded(cfg, site_url, tmp_path):
     assert item["status"] == "failed" and item["failed_at"] == "download"
     assert item["error"].startswith("http_404")
     assert "127.0.0.1" not in item["error"]  # URLs are stripped from recorded errors
+    assert not (tmp_path / "work" / "nope").exists()  # a failed download leaves no files either
 
 
 def test_error_classification():
