@@ -19,7 +19,7 @@ import webdataset as wds
 
 from multihowto.operators.base import Item, error_reason
 from multihowto.schemas.config import RegionConfig
-from multihowto.schemas.index import INDEX_SCHEMA, INDEX_SUFFIX, STATS_SUFFIX, TAR_SUFFIX, new_stats
+from multihowto.schemas.index import INDEX_SCHEMA, new_stats, shard_files
 from multihowto.schemas.sample import (
     FEATURES_EXT,
     FRAMES_EXT,
@@ -105,8 +105,7 @@ class ShardCommit:
         self.tmp_dir = Path(tmp_dir) if tmp_dir else default_tmp
 
     def names(self, unit: int) -> dict[str, str]:
-        base = shard_name(unit)
-        return {"tar": f"{base}{TAR_SUFFIX}", "stats": f"{base}{STATS_SUFFIX}", "index": f"{base}{INDEX_SUFFIX}"}
+        return shard_files(unit)
 
     def is_committed(self, unit: int) -> bool:
         return self.storage.exists(self.names(unit)["index"])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from multihowto.pipeline.manifest import Manifest
 from multihowto.schemas.config import RegionConfig
-from multihowto.schemas.index import PLAN_FILE
+from multihowto.schemas.index import PLAN_FILE, shard_files
 
 
 def stable_hash(text: str, salt: str) -> int:
@@ -37,7 +37,8 @@ class Plan:
 
     @property
     def n_videos(self) -> int:
-        return sum(len(v) for v in self.units.values())
+        """Distinct videos (a retried video is in its unit and in a retry unit)."""
+        return len({r["video_id"] for rows in self.units.values() for r in rows})
 
 
 def make_plan(manifest: Manifest, cfg: RegionConfig, storage) -> Plan:
@@ -88,14 +89,11 @@ def make_plan(manifest: Manifest, cfg: RegionConfig, storage) -> Plan:
 def latest_status(storage, units) -> dict[str, dict]:
     """Each video's entry from the last committed unit that holds it (retry units come
     after the units they retry)."""
-    from multihowto.schemas.index import INDEX_SUFFIX, STATS_SUFFIX
-    from multihowto.schemas.sample import shard_name
-
     out: dict[str, dict] = {}
     for unit in sorted(units):
-        name = shard_name(unit)
-        if storage.exists(f"{name}{INDEX_SUFFIX}"):
-            for v in json.loads(storage.get_bytes(f"{name}{STATS_SUFFIX}"))["per_video"]:
+        files = shard_files(unit)
+        if storage.exists(files["index"]):
+            for v in json.loads(storage.get_bytes(files["stats"]))["per_video"]:
                 out[v["video_id"]] = v
     return out
 
@@ -103,10 +101,7 @@ def latest_status(storage, units) -> dict[str, dict]:
 def add_retry_units(plan: Plan, storage, videos_per_unit: int) -> list[int]:
     """Give every video whose latest status is failed, and that no pending retry unit
     holds yet, to new units after all existing ones; saved in the plan before any work."""
-    from multihowto.schemas.index import INDEX_SUFFIX
-    from multihowto.schemas.sample import shard_name
-
-    pending = {v for u, ids in plan.retry_units.items() if not storage.exists(f"{shard_name(u)}{INDEX_SUFFIX}") for v in ids}
+    pending = {v for u, ids in plan.retry_units.items() if not storage.exists(shard_files(u)["index"]) for v in ids}
     failed = sorted(v for v, e in latest_status(storage, plan.units).items() if e["status"] != "ok" and v not in pending)
     if not failed:
         return []

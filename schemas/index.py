@@ -39,6 +39,14 @@ TAR_SUFFIX = ".tar"
 STATS_SUFFIX = ".stats.json"
 
 
+def shard_files(unit: int) -> dict[str, str]:
+    """The names of one unit's files: ``tar``, ``stats`` and ``index`` (the commit marker)."""
+    from multihowto.schemas.sample import shard_name
+
+    base = shard_name(unit)
+    return {"tar": f"{base}{TAR_SUFFIX}", "stats": f"{base}{STATS_SUFFIX}", "index": f"{base}{INDEX_SUFFIX}"}
+
+
 def how2_file(lang: str) -> str:
     return f"how2_{lang}.json"
 

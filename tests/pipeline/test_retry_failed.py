@@ -39,6 +39,11 @@ def test_retry_failed_adds_the_missing_clips_once(small_site, tmp_path):
     third = run_dataset(cfg, log=lambda *_: None, retry_failed=True)  # only the corrupt video is left to retry
     assert third.units_committed == 1 and third.clips == 0
     assert pq.read_table(sorted(out.glob("shard-*.parquet"))).num_rows == len(keys)
+    from multihowto.pipeline.manifest import read_manifest
+    from multihowto.pipeline.plan import make_plan
+
+    plan_now = make_plan(read_manifest(site / "manifest.csv", cfg.source.url_template, "http://127.0.0.1/"), cfg, out)
+    assert plan_now.n_videos == 6  # retried videos are counted once
     plan = json.loads((out / "_plan.json").read_text())
     assert [sorted(ids) for ids in plan["retry_units"].values()] == [["sample-00", "sample-05"], ["sample-05"]]
     assert "videos: 6 planned, 5 ok, 1 failed" in inspect_dataset(out)
