@@ -56,7 +56,10 @@ def init_ray(address: str) -> None:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, runtime_env=env)
 
 
-def stage_plan(cfg: RegionConfig, work_dir: str, cpus: int) -> list[tuple[type[Operator], tuple, int, float]]:
+Stage = tuple[type[Operator], tuple, int, float]  # operator class, constructor args, actors, CPUs per actor
+
+
+def stage_plan(cfg: RegionConfig, work_dir: str, cpus: int) -> list[Stage]:
     """(operator class, constructor args, actors, CPUs per actor) for each stage."""
     c = cfg.concurrency
     stages = [
@@ -69,9 +72,6 @@ def stage_plan(cfg: RegionConfig, work_dir: str, cpus: int) -> list[tuple[type[O
     if cfg.features.enabled:
         stages.append((ExtractFeatures, (cfg,), 1, 1.0))
     return stages
-
-
-Stage = tuple[type[Operator], tuple, int, float]
 
 
 def run_stages(items: list[Item], stages: list[Stage], on_item: Callable[[Item], None], address: str = "local") -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from multihowto.schemas.frames import IMAGENET_MEAN, IMAGENET_STD
 from multihowto.schemas.sample import LANGS
 
 
@@ -108,8 +109,8 @@ class FeaturesConfig:
     model_path: str = ""
     batch_size: int = 32
     device: str = "auto"  # auto: CUDA when present, else CPU
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
 
 
 @dataclass(frozen=True)

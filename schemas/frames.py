@@ -15,6 +15,11 @@ import io
 
 import numpy as np
 
+# The per-channel mean and std (RGB, 0..1) that ImageNet-trained backbones expect;
+# the features stage and the trainer's frame encoder normalise frames with them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def pack_jpegs(jpegs: list[bytes]) -> bytes:
     offsets = np.zeros(len(jpegs) + 1, dtype=np.int64)
