@@ -53,6 +53,10 @@ class SiteSpec:
     missing_langs: tuple[int, tuple[str, ...]] = (7, ("sw", "cs"))
     corrupt_video: int = 9
     fps: int = 25
+    # 0: every cue shows a different emoji. N: the cues draw on N emoji, each shown about
+    # equally often across videos (never twice in one video), so a concept recurs in
+    # other videos with other footage, as HowTo100M's topics recur across its videos.
+    emoji_pool: int = 0
 
 
 @dataclass
@@ -79,17 +83,37 @@ def _pick_emoji(rng: random.Random, needed: int) -> list[Emoji]:
     raise RuntimeError(f"only {len(chosen)} renderable emoji, {needed} needed")
 
 
+def _emoji_sequence(rng: random.Random, spec: SiteSpec, counts: list[int]) -> list[list[Emoji]]:
+    """Each video's emoji, in cue order."""
+    if not spec.emoji_pool:
+        emoji = iter(_pick_emoji(rng, sum(counts)))
+        return [[next(emoji) for _ in range(count)] for count in counts]
+    if spec.emoji_pool < max(counts):
+        raise ValueError(f"emoji_pool {spec.emoji_pool} is smaller than a video's {max(counts)} cues")
+    pool = _pick_emoji(rng, spec.emoji_pool)
+    deck: list[Emoji] = []
+    videos = []
+    for count in counts:
+        chosen: list[Emoji] = []
+        for _ in range(count):
+            i = next((i for i, e in enumerate(deck) if e.cp not in {c.cp for c in chosen}), None)
+            if i is None:  # a fresh shuffled round of the pool, after what is left
+                deck += rng.sample(pool, len(pool))
+                i = next(i for i, e in enumerate(deck) if e.cp not in {c.cp for c in chosen})
+            chosen.append(deck.pop(i))
+        videos.append(chosen)
+    return videos
+
+
 def _plan_videos(spec: SiteSpec) -> list[list[Cue]]:
     rng = random.Random(spec.seed)
     counts = [rng.randint(*spec.cues_per_video) for _ in range(spec.n_videos)]
-    emoji = iter(_pick_emoji(rng, sum(counts)))
     videos = []
-    for count in counts:
+    for chosen in _emoji_sequence(rng, spec, counts):
         t = round(rng.uniform(0.2, 0.8), 2)
         cues = []
-        for _ in range(count):
+        for e in chosen:
             dur = round(rng.uniform(*spec.cue_seconds), 2)
-            e = next(emoji)
             cues.append(Cue(start=t, end=round(t + dur, 2), emoji=e.cp, texts=dict(e.names)))
             t = round(t + dur + rng.choice((0.0, 0.0, 0.25, 0.5)), 2)
         videos.append(cues)

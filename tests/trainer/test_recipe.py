@@ -1,0 +1,56 @@
+"""The recipe's data preparation: splits, one query per caption, and a dataset that
+follows its site."""
+
+import json
+
+import pytest
+
+from multihowto.sample_site.build import SiteSpec
+from multihowto.trainer.recipe import SPLITS, RecipeConfig, one_per_caption, prepare
+
+
+def test_one_per_caption_keeps_the_first_clip_of_each_caption():
+    clips = [
+        {"key": "b_00001", "texts": {"en": "cat", "de": "Katze"}},
+        {"key": "a_00003", "texts": {"en": "cat", "de": "Katze"}},
+        {"key": "a_00001", "texts": {"en": "dog"}},
+        {"key": "c_00000", "texts": {"de": "Hund"}},
+    ]
+    kept = one_per_caption(clips)
+    assert [c["key"] for c in kept] == ["a_00001", "a_00003", "c_00000"]
+
+
+def _site(seed: int) -> SiteSpec:
+    return SiteSpec(n_videos=6, cues_per_video=(4, 5), cue_seconds=(1.5, 2.0), fps=5, seed=seed, rolling_en=(),
+                    wrong_language=(-1, "de", "fr"), missing_langs=(-1, ()), corrupt_video=-1, emoji_pool=8)
+
+
+
+
+@pytest.mark.slow
+def test_prepare_builds_splits_and_rebuilds_a_dataset_made_from_another_site(tmp_path):
+    import ray
+
+    from multihowto.trainer.data import DataConfig, clip_stream
+
+    (tmp_path / "deploy" / "regions").mkdir(parents=True)
+    (tmp_path / "deploy" / "regions" / "recipe.yaml").write_text(
+        f"name: recipe\noutput: {tmp_path / 'data'}\nvideos_per_unit: 3\n"
+        f"source:\n  kind: sample_site\n  site_dir: {tmp_path / 'site'}\n"
+        "download:\n  allowed_extractors: [generic, html5]\n"
+    )
+    logs: list[str] = []
+    try:
+        for seed in (1, 2):
+            rc = RecipeConfig(root=str(tmp_path), vocab_size=120, site=_site(seed))
+            data = prepare(rc, log=logs.append)
+            truth = json.loads((tmp_path / "site" / "truth.json").read_text())
+            want = {(vid, c["texts"]["en"]) for vid, v in truth.items() for c in v["cues"]}
+            got = {(c["video_id"], c["texts"]["en"]) for c in clip_stream(DataConfig(shards=str(data), langs=("en",), shuffle=0))}
+            assert got == want  # the dataset holds this site's clips, none of the last one's
+            split_ids = [v for s in SPLITS for v in (data / "splits" / f"{s}.txt").read_text().split()]
+            assert sorted(split_ids) == sorted(truth)
+            assert (data / "tokenizer" / "spm.model").exists()
+    finally:
+        ray.shutdown()
+    assert sum("was built from another recipe site" in line for line in logs) == 1
