@@ -44,7 +44,7 @@ class RecipeConfig:
     root: str = "."
     region: str = "recipe"
     seeds: tuple[int, ...] = (0, 1, 2)
-    pretrain_steps: int = 300
+    pretrain_steps: int = 600
     finetune_steps: int = 100
     batch_size: int = 64
     vocab_size: int = 3000
