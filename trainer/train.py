@@ -42,7 +42,7 @@ class TrainConfig:
     warmup: int = 40
     grad_clip: float = 1.0
     xling_weight: float = 0.5
-    augment: bool = False  # random crop + flip of the frames (measured on the recipe: it underfits in 300 steps)
+    augment: bool = False  # random crop + flip of the frames (measured on the recipe at 300 pre-training steps: it underfits)
     seed: int = 0
     device: str = "auto"
     init_from: str = ""  # a checkpoint whose weights start this run (fine-tuning)
