@@ -94,17 +94,23 @@ def run_dir(rc: RecipeConfig, variant: str, seed: int) -> Path:
     return Path(rc.runs) / f"{variant}-s{seed}"
 
 
+def claim_runs(runs: Path, built_from: str, log=print) -> None:
+    """Keep ``runs`` (its checkpoints resume a killed recipe) only when they were trained
+    on the dataset of this site; otherwise start afresh."""
+    stamp = runs / "_site.json"
+    if runs.exists() and (not stamp.exists() or stamp.read_text() != built_from):
+        log(f"[recipe] {runs} holds runs on another recipe dataset: starting afresh")
+        shutil.rmtree(runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(built_from)
+
+
 def pretrain(rc: RecipeConfig, log=print) -> None:
     from multihowto.trainer.train import TrainConfig, train
 
     data = prepare(rc, log)
     splits = data / "splits"
-    runs, built_from = Path(rc.runs), (data / "_site.json").read_text()
-    if runs.exists() and (not (runs / "_site.json").exists() or (runs / "_site.json").read_text() != built_from):
-        log(f"[recipe] {runs} holds runs on another recipe dataset: starting afresh")
-        shutil.rmtree(runs)
-    runs.mkdir(parents=True, exist_ok=True)
-    (runs / "_site.json").write_text(built_from)
+    claim_runs(Path(rc.runs), (data / "_site.json").read_text(), log)
     for seed in rc.seeds:
         for variant, langs in VARIANTS.items():
             out = run_dir(rc, variant, seed)

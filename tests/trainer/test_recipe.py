@@ -6,7 +6,7 @@ import json
 import pytest
 
 from multihowto.sample_site.build import SiteSpec
-from multihowto.trainer.recipe import SPLITS, RecipeConfig, one_per_caption, prepare
+from multihowto.trainer.recipe import SPLITS, RecipeConfig, claim_runs, one_per_caption, prepare
 
 
 def test_one_per_caption_keeps_the_first_clip_of_each_caption():
@@ -18,6 +18,22 @@ def test_one_per_caption_keeps_the_first_clip_of_each_caption():
     ]
     kept = one_per_caption(clips)
     assert [c["key"] for c in kept] == ["a_00001", "a_00003", "c_00000"]
+
+
+def test_runs_survive_a_resume_but_not_a_new_dataset(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "english-only-s0" / "pretrain").mkdir(parents=True)
+    ckpt = runs / "english-only-s0" / "pretrain" / "ckpt.pt"
+    ckpt.write_bytes(b"old")  # runs from before stamps existed: not trusted
+    logs = []
+    claim_runs(runs, "site A", logs.append)
+    assert not ckpt.exists() and len(logs) == 1
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"A")
+    claim_runs(runs, "site A", logs.append)  # the same dataset: a killed recipe resumes
+    assert ckpt.read_bytes() == b"A" and len(logs) == 1
+    claim_runs(runs, "site B", logs.append)
+    assert not ckpt.exists() and (runs / "_site.json").read_text() == "site B" and len(logs) == 2
 
 
 def _site(seed: int) -> SiteSpec:
