@@ -7,7 +7,7 @@ from pathlib import Path
 
 import webdataset as wds
 
-from multihowto.pipeline.report import committed_shards, read_index, summarise
+from multihowto.pipeline.report import committed_shards, summarise
 from multihowto.schemas.frames import unpack_jpegs
 from multihowto.schemas.sample import FRAMES_EXT, LANGS, text_ext
 
@@ -47,8 +47,7 @@ def inspect_dataset(root: str | Path) -> str:
     if not committed_shards(root):
         return f"{root}: no committed shard (no shard-*.parquet)"
     s = summarise(root)
-    table = read_index(root)
-    n_videos = len(set(table.column("video_id").to_pylist()))
+    n_videos = s["videos_with_clips"]
     out = [
         f"dataset: {root}",
         f"shards: {s['shards']}",

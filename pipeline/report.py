@@ -3,6 +3,10 @@
 ``summarise(root)`` reads only committed shards (those with a parquet index).
 ``write_report(root)`` writes ``README.md`` with PNG plots under ``_report/`` and the
 ``how2_{lang}.json`` caption exports in the released Multi-HowTo100M format.
+
+Both go one shard at a time and read only the index columns they need, so the memory
+they take grows with the number of videos (a few small fields each), not with the
+number of clips or their text.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -32,8 +37,13 @@ def committed_shards(root: Path) -> list[Path]:
 
 
 def read_index(root: Path) -> pa.Table:
+    """Every committed shard's index as one table (small datasets and tests)."""
     tables = [pq.read_table(p, schema=INDEX_SCHEMA) for p in committed_shards(root)]
     return pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
+
+
+# Clip lengths are counted in fixed bins, shard by shard; longer clips land in the last.
+DURATION_EDGES = np.arange(0.0, 30.5, 0.5)
 
 
 def summarise(root: Path) -> dict:
@@ -56,9 +66,16 @@ def summarise(root: Path) -> dict:
         "timings_s": Counter(),
         "lid_scores": defaultdict(list),  # lang -> the track score of every video that kept it
         "rejected_rows": [],
+        "videos_with_clips": 0,
+        "duration_counts": np.zeros(len(DURATION_EDGES) - 1, dtype=np.int64),
     }
     latest: dict[str, dict] = {}
+    with_clips: set[str] = set()
     for index_path in committed_shards(root):
+        index = pq.read_table(index_path, columns=["video_id", "duration"])
+        with_clips.update(index.column("video_id").unique().to_pylist())
+        durations = np.clip(index.column("duration").to_numpy(), 0.0, DURATION_EDGES[-1] - 1e-9)
+        s["duration_counts"] += np.histogram(durations, bins=DURATION_EDGES)[0]
         stats_path = index_path.with_name(index_path.name.replace(INDEX_SUFFIX, STATS_SUFFIX))
         st = json.loads(stats_path.read_text(encoding="utf-8"))
         s["shards"] += 1
@@ -75,7 +92,8 @@ def summarise(root: Path) -> dict:
             s["track_errors"][lang].update(reasons)
         s["timings_s"].update(st["timings_s"])
         for v in st["per_video"]:
-            latest[v["video_id"]] = v  # shards in unit order: a retry unit comes later
+            # shards in unit order: a retry unit comes later. Only what the counts need.
+            latest[v["video_id"]] = {k: v.get(k) for k in ("video_id", "status", "error", "failed_at")}
             for lang, score in v.get("lid_scores", {}).items():
                 if v["lid"].get(lang) != "reject":
                     s["lid_scores"][lang].append(score)
@@ -83,6 +101,7 @@ def summarise(root: Path) -> dict:
     # retry unit); the per-shard counters above are summed as they are.
     s["videos"] = Counter(total=len(latest), ok=sum(v["status"] == "ok" for v in latest.values()))
     s["videos"]["failed"] = s["videos"]["total"] - s["videos"]["ok"]
+    s["videos_with_clips"] = len(with_clips)
     s["failed_videos"] = [v for v in latest.values() if v["status"] != "ok"]
     s["failures"] = Counter((v["error"] or "unknown").split(":", 1)[0] for v in s["failed_videos"])
     plan = root / PLAN_FILE
@@ -91,27 +110,52 @@ def summarise(root: Path) -> dict:
     return s
 
 
-def export_how2(root: Path, table: pa.Table) -> list[Path]:
-    """``how2_{lang}.json``: ``{video_id: {"text": [...], "start": [...], "end": [...]}}``."""
-    rows = sorted(table.to_pylist(), key=lambda r: (r["video_id"], r["clip_index"]))
+def export_how2(root: Path) -> list[Path]:
+    """``how2_{lang}.json``: ``{video_id: {"text": [...], "start": [...], "end": [...]}}``,
+    written shard by shard (a video's clips all lie in one shard: units hold whole
+    videos, and a retry unit only takes videos that gave no clips)."""
+    root = Path(root)
+    columns = ["video_id", "clip_index", "start", "end", *(f"text_{lang}" for lang in LANGS)]
+    tmp = {lang: root / (how2_file(lang) + ".tmp") for lang in LANGS}
+    files = {lang: open(path, "w", encoding="utf-8") for lang, path in tmp.items()}
+    first = dict.fromkeys(LANGS, True)
+    seen: set[str] = set()
+    try:
+        for f in files.values():
+            f.write("{")
+        for index_path in committed_shards(root):
+            rows = pq.read_table(index_path, columns=columns).to_pylist()
+            rows.sort(key=lambda r: (r["video_id"], r["clip_index"]))
+            by_video: dict[str, list[dict]] = defaultdict(list)
+            for r in rows:
+                by_video[r["video_id"]].append(r)
+            if seen & by_video.keys():
+                raise ValueError(f"{index_path.name}: videos already in an earlier shard: {sorted(seen & by_video.keys())[:5]}")
+            seen.update(by_video)
+            for vid, clips in by_video.items():
+                for lang in LANGS:
+                    kept = [r for r in clips if r[f"text_{lang}"]]
+                    if not kept:
+                        continue
+                    entry = {"text": [r[f"text_{lang}"] for r in kept], "start": [r["start"] for r in kept], "end": [r["end"] for r in kept]}
+                    files[lang].write(("" if first[lang] else ", ") + json.dumps(vid) + ": " + json.dumps(entry, ensure_ascii=False))
+                    first[lang] = False
+        for f in files.values():
+            f.write("}")
+    except BaseException:
+        for lang, f in files.items():
+            f.close()
+            tmp[lang].unlink(missing_ok=True)
+        raise
+    for f in files.values():
+        f.close()
     paths = []
-    for lang in LANGS:
-        doc: dict[str, dict[str, list]] = {}
-        for r in rows:
-            text = r[f"text_{lang}"]
-            if not text:
-                continue
-            entry = doc.setdefault(r["video_id"], {"text": [], "start": [], "end": []})
-            entry["text"].append(text)
-            entry["start"].append(r["start"])
-            entry["end"].append(r["end"])
-        path = root / how2_file(lang)
-        path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-        paths.append(path)
+    for lang, path in tmp.items():
+        paths.append(path.replace(root / how2_file(lang)))
     return paths
 
 
-def _plots(root: Path, s: dict, table: pa.Table) -> dict[str, str]:
+def _plots(root: Path, s: dict) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,7 +180,9 @@ def _plots(root: Path, s: dict, table: pa.Table) -> dict[str, str]:
     save(fig, "clips_per_lang.png")
 
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.hist(table.column("duration").to_pylist() or [0], bins=20, color="#228833")
+    ax.stairs(s["duration_counts"], DURATION_EDGES, fill=True, color="#228833")
+    used = np.nonzero(s["duration_counts"])[0]
+    ax.set_xlim(0, DURATION_EDGES[used[-1] + 1] + 0.5 if len(used) else DURATION_EDGES[-1])
     ax.set_xlabel("clip length (s)")
     ax.set_ylabel("clips")
     ax.set_title("Clip lengths")
@@ -164,10 +210,9 @@ def write_report(root: Path) -> str:
     """Write the card, plots and how2 exports; returns the card's markdown."""
     root = Path(root)
     s = summarise(root)
-    table = read_index(root)
-    export_how2(root, table)
-    plots = _plots(root, s, table)
-    videos_with_clips = len(set(table.column("video_id").to_pylist()))
+    export_how2(root)
+    plots = _plots(root, s)
+    videos_with_clips = s["videos_with_clips"]
     lines = [
         "# multihowto dataset card",
         "",

@@ -1,0 +1,49 @@
+"""The card's figures and the how2 export, computed shard by shard, against the whole
+index read at once."""
+
+import json
+
+import pytest
+
+from multihowto.pipeline.report import export_how2, read_index, summarise
+from multihowto.schemas.sample import LANGS
+
+pytestmark = pytest.mark.slow
+
+
+def test_streamed_how2_export_equals_the_whole_index(built_dataset):
+    _, out, _ = built_dataset
+    rows = sorted(read_index(out).to_pylist(), key=lambda r: (r["video_id"], r["clip_index"]))
+    export_how2(out)
+    for lang in LANGS:
+        want: dict = {}
+        for r in rows:
+            if r[f"text_{lang}"]:
+                e = want.setdefault(r["video_id"], {"text": [], "start": [], "end": []})
+                e["text"].append(r[f"text_{lang}"])
+                e["start"].append(r["start"])
+                e["end"].append(r["end"])
+        assert json.loads((out / f"how2_{lang}.json").read_text(encoding="utf-8")) == want, lang
+    assert not list(out.glob("*.tmp"))
+
+
+def test_summary_counts_from_columns_match_the_index(built_dataset):
+    _, out, _ = built_dataset
+    table = read_index(out)
+    s = summarise(out)
+    assert s["videos_with_clips"] == len(set(table.column("video_id").to_pylist())) > 0
+    assert int(s["duration_counts"].sum()) == table.num_rows == s["clips"]
+    assert all(set(v) == {"video_id", "status", "error", "failed_at"} for v in s["failed_videos"])
+
+
+def test_a_video_in_two_shards_is_refused(built_dataset, tmp_path):
+    import shutil
+
+    _, out, _ = built_dataset
+    copy = tmp_path / "ds"
+    shutil.copytree(out, copy)
+    first = sorted(copy.glob("shard-*.parquet"))[0]
+    shutil.copy(first, copy / "shard-000099.parquet")  # the same videos once more
+    with pytest.raises(ValueError, match="already in an earlier shard"):
+        export_how2(copy)
+    assert not list(copy.glob("*.tmp"))
