@@ -136,13 +136,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_recipe(args: argparse.Namespace) -> int:
-    from multihowto.trainer.recipe import RecipeConfig, evaluate, pretrain
+    from multihowto.trainer.recipe import RecipeConfig, RecipeNotTrained, evaluate, pretrain
 
     rc = RecipeConfig(seeds=tuple(args.seeds))
     if args.stage == "pretrain":
         pretrain(rc)
-    else:
+        return 0
+    try:
         evaluate(rc)
+    except RecipeNotTrained as e:
+        print(f"mhowto recipe eval: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

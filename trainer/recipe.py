@@ -52,6 +52,10 @@ class RecipeConfig:
     site: SiteSpec = SITE
 
 
+class RecipeNotTrained(RuntimeError):
+    """``evaluate`` before ``pretrain`` has produced every checkpoint it needs."""
+
+
 def split_of(video_id: str) -> str:
     h = stable_hash(video_id, "recipe-split") % 10
     return "pretrain" if h < 6 else "finetune" if h < 8 else "test"
@@ -133,6 +137,12 @@ def evaluate(rc: RecipeConfig, log=print) -> dict:
 
     cfg = load_region(region_path(rc.region, Path(rc.root)))
     data = Path(cfg.output)
+    missing = [str(p) for p in [data / "tokenizer" / "spm.model",
+                                *(run_dir(rc, v, seed) / "finetune" / "ckpt.pt" for seed in rc.seeds for v in VARIANTS)]
+               if not p.exists()]
+    if missing:
+        raise RecipeNotTrained(f"nothing to evaluate: {len(missing)} file(s) missing, first {missing[0]}; "
+                               f"run `make pretrain` (or `mhowto recipe pretrain --seeds {' '.join(map(str, rc.seeds))}`) first")
     tok = Tokenizer(data / "tokenizer" / "spm.model")
     test_ids = read_ids(str(data / "splits" / "test.txt"))
     results: dict = {"protocol": "pretrain (en-only vs 9 languages) -> fine-tune on English -> query test split in 9 languages",

@@ -70,3 +70,16 @@ def test_prepare_builds_splits_and_rebuilds_a_dataset_made_from_another_site(tmp
     finally:
         ray.shutdown()
     assert sum("was built from another recipe site" in line for line in logs) == 1
+
+
+def test_eval_before_pretrain_says_what_to_run(tmp_path, monkeypatch, capsys):
+    from multihowto.pipeline.cli import main
+
+    (tmp_path / "deploy" / "regions").mkdir(parents=True)
+    (tmp_path / "deploy" / "regions" / "recipe.yaml").write_text(
+        f"name: recipe\noutput: {tmp_path / 'data'}\nsource:\n  kind: sample_site\n  site_dir: {tmp_path / 'site'}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["recipe", "eval", "--seeds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "make pretrain" in err and "spm.model" in err
