@@ -14,6 +14,10 @@ fine-tune (20%) and test (20%): no test video is seen in training. For each seed
 3. query the test split in all nine languages (text->video and video->text), one clip
    per emoji so that every query has exactly one right answer.
 
+Beside the zero-shot protocol, each pre-training is also fine-tuned translate-train: on
+the fine-tune split's captions in all nine languages (the paper machine-translates the
+English training captions; here the translations are the site's own human ones).
+
 Both use the same multilingual sentencepiece vocabulary, trained on the pretrain split.
 """
 
@@ -37,6 +41,9 @@ SITE = SiteSpec(
 )
 SPLITS = ("pretrain", "finetune", "test")
 VARIANTS = {"english-only": ("en",), "multilingual": LANGS}
+# fine-tuning protocols: the languages of the fine-tune split's captions each one uses
+PROTOCOLS = {"zero-shot": ("en",), "translate-train": LANGS}
+FINETUNE_DIR = {"zero-shot": "finetune", "translate-train": "translate-train"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +51,7 @@ class RecipeConfig:
     root: str = "."
     region: str = "recipe"
     seeds: tuple[int, ...] = (0, 1, 2)
-    pretrain_steps: int = 600
+    pretrain_steps: int = 500
     finetune_steps: int = 100
     batch_size: int = 64
     vocab_size: int = 3000
@@ -87,11 +94,18 @@ def prepare(rc: RecipeConfig, log=print) -> Path:
     for split in SPLITS:
         (data / "splits" / f"{split}.txt").write_text("\n".join(v for v in all_ids if split_of(v) == split) + "\n")
     tok = data / "tokenizer" / "spm.model"
-    if not tok.exists():
+    asked = tok.with_name("recipe.json")  # the vocab size asked for (sentencepiece may give fewer)
+    if not tok.exists() or not asked.exists() or json.loads(asked.read_text()).get("vocab_size") != rc.vocab_size:
         pretrain_ids = {v for v in all_ids if split_of(v) == "pretrain"}
         train_tokenizer(corpus_texts(data, LANGS, pretrain_ids), tok, rc.vocab_size)
+        asked.write_text(json.dumps({"vocab_size": rc.vocab_size}))
         log(f"[recipe] tokenizer {tok}")
     return data
+
+
+def run_key(variant: str, seed: int, protocol: str = "zero-shot") -> str:
+    """The key of one evaluated model in results.json's ``runs``."""
+    return f"{variant}-s{seed}" + ("" if protocol == "zero-shot" else f"-{protocol}")
 
 
 def run_dir(rc: RecipeConfig, variant: str, seed: int) -> Path:
@@ -100,10 +114,11 @@ def run_dir(rc: RecipeConfig, variant: str, seed: int) -> Path:
 
 def claim_runs(runs: Path, built_from: str, log=print) -> None:
     """Keep ``runs`` (its checkpoints resume a killed recipe) only when they were trained
-    on the dataset of this site; otherwise start afresh."""
+    on the same dataset with the same settings (``built_from`` says which); otherwise
+    start afresh."""
     stamp = runs / "_site.json"
     if runs.exists() and (not stamp.exists() or stamp.read_text() != built_from):
-        log(f"[recipe] {runs} holds runs on another recipe dataset: starting afresh")
+        log(f"[recipe] {runs} holds runs on another recipe dataset or settings: starting afresh")
         shutil.rmtree(runs)
     runs.mkdir(parents=True, exist_ok=True)
     stamp.write_text(built_from)
@@ -114,18 +129,24 @@ def pretrain(rc: RecipeConfig, log=print) -> None:
 
     data = prepare(rc, log)
     splits = data / "splits"
-    claim_runs(Path(rc.runs), (data / "_site.json").read_text(), log)
+    settings = {k: getattr(rc, k) for k in ("pretrain_steps", "finetune_steps", "batch_size", "vocab_size")}
+    claim_runs(Path(rc.runs), (data / "_site.json").read_text() + json.dumps(settings, sort_keys=True), log)
     for seed in rc.seeds:
         for variant, langs in VARIANTS.items():
             out = run_dir(rc, variant, seed)
             t = time.perf_counter()
             pre = train(TrainConfig(data=str(data), out_dir=str(out / "pretrain"), langs=langs, videos=str(splits / "pretrain.txt"),
                                     steps=rc.pretrain_steps, batch_size=rc.batch_size, seed=seed), log=log)
-            fine = train(TrainConfig(data=str(data), out_dir=str(out / "finetune"), langs=("en",), videos=str(splits / "finetune.txt"),
-                                     steps=rc.finetune_steps, batch_size=rc.batch_size, seed=seed, lr=5e-4, warmup=10,
-                                     xling_weight=0.0, init_from=str(out / "pretrain" / "ckpt.pt")), log=log)
+            fine = {}
+            for protocol, ft_langs in PROTOCOLS.items():
+                fine[protocol] = train(TrainConfig(
+                    data=str(data), out_dir=str(out / FINETUNE_DIR[protocol]), langs=ft_langs, videos=str(splits / "finetune.txt"),
+                    steps=rc.finetune_steps, batch_size=rc.batch_size, seed=seed, lr=5e-4, warmup=10, xling_weight=0.0,
+                    init_from=str(out / "pretrain" / "ckpt.pt")), log=log)
             log(f"[recipe] {variant} seed {seed}: pretrain loss {pre['history'][0]['loss']:.2f} -> {pre['history'][-1]['loss']:.2f}, "
-                f"fine-tune {fine['history'][-1]['loss']:.2f}; {pre['samples_per_s']:.0f} samples/s ({time.perf_counter() - t:.0f}s)")
+                f"fine-tune loss {fine['zero-shot']['history'][-1]['loss']:.2f} (English), "
+                f"{fine['translate-train']['history'][-1]['loss']:.2f} (translate-train); "
+                f"{pre['samples_per_s']:.0f} samples/s ({time.perf_counter() - t:.0f}s)")
 
 
 def evaluate(rc: RecipeConfig, log=print) -> dict:
@@ -138,27 +159,28 @@ def evaluate(rc: RecipeConfig, log=print) -> dict:
     cfg = load_region(region_path(rc.region, Path(rc.root)))
     data = Path(cfg.output)
     missing = [str(p) for p in [data / "tokenizer" / "spm.model",
-                                *(run_dir(rc, v, seed) / "finetune" / "ckpt.pt" for seed in rc.seeds for v in VARIANTS)]
+                                *(run_dir(rc, v, seed) / d / "ckpt.pt" for seed in rc.seeds for v in VARIANTS for d in FINETUNE_DIR.values())]
                if not p.exists()]
     if missing:
         raise RecipeNotTrained(f"nothing to evaluate: {len(missing)} file(s) missing, first {missing[0]}; "
                                f"run `make pretrain` (or `mhowto recipe pretrain --seeds {' '.join(map(str, rc.seeds))}`) first")
     tok = Tokenizer(data / "tokenizer" / "spm.model")
     test_ids = read_ids(str(data / "splits" / "test.txt"))
-    results: dict = {"protocol": "pretrain (en-only vs 9 languages) -> fine-tune on English -> query test split in 9 languages",
+    results: dict = {"protocol": "pretrain (en-only vs 9 languages) -> fine-tune on English (zero-shot) or on all 9 languages (translate-train) -> query the test split in 9 languages",
                      "runs": {}}
     clips = None
     for seed in rc.seeds:
         for variant in VARIANTS:
-            model, _ = load_checkpoint(run_dir(rc, variant, seed) / "finetune" / "ckpt.pt")
-            if clips is None:
-                m = model.cfg
-                dcfg = DataConfig(shards=str(data), lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size, shuffle=0)
-                clips = one_per_caption(c for c in clip_stream(dcfg) if c["video_id"] in test_ids)
-            res = evaluate_clips(model, tok, clips, LANGS)
-            results["runs"][f"{variant}-s{seed}"] = res
-            log(f"[eval] {variant} seed {seed}: en R@1 {res['en']['t2v']['R@1']:.1f}, "
-                f"mean non-English R@1 {mean_over(res, LANGS[1:]):.1f}")
+            for protocol, sub in FINETUNE_DIR.items():
+                model, _ = load_checkpoint(run_dir(rc, variant, seed) / sub / "ckpt.pt")
+                if clips is None:
+                    m = model.cfg
+                    dcfg = DataConfig(shards=str(data), lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size, shuffle=0)
+                    clips = one_per_caption(c for c in clip_stream(dcfg) if c["video_id"] in test_ids)
+                res = evaluate_clips(model, tok, clips, LANGS)
+                results["runs"][run_key(variant, seed, protocol)] = res
+                log(f"[eval] {variant} seed {seed} {protocol}: en R@1 {res['en']['t2v']['R@1']:.1f}, "
+                    f"mean non-English R@1 {mean_over(res, LANGS[1:]):.1f}")
     results["test_clips"] = len(clips)
     results["summary"] = summarise(results, rc.seeds)
     out = Path(rc.runs)
@@ -180,46 +202,60 @@ def one_per_caption(clips) -> list[dict]:
     return list(kept.values())
 
 
-def summarise(results: dict, seeds) -> dict:
+def _variant_summary(results: dict, variant: str, seeds, protocol: str) -> dict:
     from multihowto.trainer.evaluate import mean_over
 
-    s = {}
-    for variant in VARIANTS:
-        runs = [results["runs"][f"{variant}-s{seed}"] for seed in seeds]
-        non_en = [mean_over(r, LANGS[1:]) for r in runs]
-        s[variant] = {
-            "per_lang_t2v_R@1": {lang: statistics.mean(r[lang]["t2v"]["R@1"] for r in runs) for lang in LANGS},
-            "mean_non_english_R@1_per_seed": non_en,
-            "mean_non_english_R@1": statistics.mean(non_en),
-            "spread_non_english_R@1": max(non_en) - min(non_en),
-        }
+    runs = [results["runs"][run_key(variant, seed, protocol)] for seed in seeds]
+    non_en = [mean_over(r, LANGS[1:]) for r in runs]
+    return {
+        "per_lang_t2v_R@1": {lang: statistics.mean(r[lang]["t2v"]["R@1"] for r in runs) for lang in LANGS},
+        "mean_non_english_R@1_per_seed": non_en,
+        "mean_non_english_R@1": statistics.mean(non_en),
+        "spread_non_english_R@1": max(non_en) - min(non_en),
+    }
+
+
+def summarise(results: dict, seeds) -> dict:
+    """The zero-shot comparison at the top level (the recipe's question), and the same
+    figures after translate-train under ``translate-train``."""
+    s = {variant: _variant_summary(results, variant, seeds, "zero-shot") for variant in VARIANTS}
     gap = s["multilingual"]["mean_non_english_R@1"] - s["english-only"]["mean_non_english_R@1"]
     spread = max(s[v]["spread_non_english_R@1"] for v in VARIANTS)
     s["gap_non_english_R@1"] = gap
     s["max_seed_spread"] = spread
     s["multilingual_wins_beyond_spread"] = gap > spread
+    s["translate-train"] = {variant: _variant_summary(results, variant, seeds, "translate-train") for variant in VARIANTS}
     return s
 
 
 def results_markdown(results: dict, seeds) -> str:
     lines = [f"# Recipe results ({results['test_clips']} test clips, seeds {', '.join(map(str, seeds))})", "",
              results["protocol"], ""]
+    header = ["| pre-training | " + " | ".join(LANGS) + " | mean non-en |", "|---" * (len(LANGS) + 2) + "|"]
+
+    def row(label: str, runs: list[dict], direction: str, metric: str) -> str:
+        vals = [statistics.mean(r[lang][direction][metric] for r in runs) for lang in LANGS]
+        return f"| {label} | " + " | ".join(f"{v:.1f}" for v in vals) + f" | {statistics.mean(vals[1:]):.1f} |"
+
     for direction in ("t2v", "v2t"):
-        lines += [f"## {'text->video' if direction == 't2v' else 'video->text'} (mean over seeds)", "",
-                  "| pre-training | " + " | ".join(LANGS) + " | mean non-en |", "|---" * (len(LANGS) + 2) + "|"]
+        lines += [f"## Zero-shot, {'text->video' if direction == 't2v' else 'video->text'} (mean over seeds)", "", *header]
         for metric in ("R@1", "R@5", "R@10", "MedR"):
             for variant in VARIANTS:
-                runs = [results["runs"][f"{variant}-s{seed}"] for seed in seeds]
-                vals = [statistics.mean(r[lang][direction][metric] for r in runs) for lang in LANGS]
-                lines.append(f"| {variant} {metric} | " + " | ".join(f"{v:.1f}" for v in vals) + f" | {statistics.mean(vals[1:]):.1f} |")
+                lines.append(row(f"{variant} {metric}", [results["runs"][run_key(variant, seed)] for seed in seeds], direction, metric))
         lines.append("")
     s = results["summary"]
-    lines += ["## Every seed: mean non-English text->video R@1", ""]
+    lines += ["## Zero-shot, every seed: mean non-English text->video R@1", ""]
     for variant in VARIANTS:
         per = ", ".join(f"{v:.1f}" for v in s[variant]["mean_non_english_R@1_per_seed"])
         lines.append(f"- {variant}: {per} (mean {s[variant]['mean_non_english_R@1']:.1f}, spread {s[variant]['spread_non_english_R@1']:.1f})")
     lines += ["", f"Multilingual minus English-only: {s['gap_non_english_R@1']:+.1f} R@1; largest seed spread {s['max_seed_spread']:.1f}; "
               f"{'beyond' if s['multilingual_wins_beyond_spread'] else 'NOT beyond'} the spread.", ""]
+    lines += ["## Translate-train (fine-tuned on all nine languages), text->video (mean over seeds)", "", *header]
+    for metric in ("R@1", "R@10"):
+        for variant in VARIANTS:
+            lines.append(row(f"{variant} {metric}", [results["runs"][run_key(variant, seed, "translate-train")] for seed in seeds], "t2v", metric))
+    lines += ["", "Every seed, mean non-English R@1: " + "; ".join(
+        f"{variant} " + ", ".join(f"{v:.1f}" for v in s["translate-train"][variant]["mean_non_english_R@1_per_seed"]) for variant in VARIANTS), ""]
     return "\n".join(lines)
 
 
@@ -229,15 +265,17 @@ def plot(results: dict, seeds, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.5), sharey=True)
     width = 0.4
-    for i, variant in enumerate(VARIANTS):
-        vals = results["summary"][variant]["per_lang_t2v_R@1"]
-        ax.bar([x + (i - 0.5) * width for x in range(len(LANGS))], [vals[lang] for lang in LANGS], width, label=variant)
-    ax.set_xticks(range(len(LANGS)), LANGS)
-    ax.set_ylabel("text->video R@1")
-    ax.set_title("Zero-shot cross-lingual retrieval after English fine-tuning")
-    ax.legend()
+    summaries = {"zero-shot (English fine-tuning)": results["summary"], "translate-train": results["summary"]["translate-train"]}
+    for ax, (title, summary) in zip(axes, summaries.items(), strict=True):
+        for i, variant in enumerate(VARIANTS):
+            vals = summary[variant]["per_lang_t2v_R@1"]
+            ax.bar([x + (i - 0.5) * width for x in range(len(LANGS))], [vals[lang] for lang in LANGS], width, label=variant)
+        ax.set_xticks(range(len(LANGS)), LANGS)
+        ax.set_title(title)
+    axes[0].set_ylabel("text->video R@1")
+    axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

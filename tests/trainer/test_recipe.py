@@ -83,3 +83,29 @@ def test_eval_before_pretrain_says_what_to_run(tmp_path, monkeypatch, capsys):
     assert main(["recipe", "eval", "--seeds", "0"]) == 2
     err = capsys.readouterr().err
     assert "make pretrain" in err and "spm.model" in err
+
+
+def _fake_run(non_en_r1: float, en_r1: float = 50.0) -> dict:
+    from multihowto.schemas.sample import LANGS
+
+    metrics = lambda r1: {"R@1": r1, "R@5": r1, "R@10": r1, "MedR": 2.0, "n": 10}  # noqa: E731
+    return {lang: {"t2v": metrics(en_r1 if lang == "en" else non_en_r1), "v2t": metrics(0.0)} for lang in LANGS}
+
+
+@pytest.mark.parametrize("multi, beyond", [((30.0, 20.0, 25.0), True), ((12.0, 4.0, 6.0), False)])
+def test_summary_compares_the_gap_with_the_largest_seed_spread(multi, beyond):
+    from multihowto.trainer.recipe import results_markdown, run_key, summarise
+
+    results = {"protocol": "p", "test_clips": 10, "runs": {}}
+    for seed, (en_only, ml) in enumerate(zip((5.0, 6.0, 4.0), multi, strict=True)):
+        for variant, r1 in (("english-only", en_only), ("multilingual", ml)):
+            results["runs"][run_key(variant, seed)] = _fake_run(r1)
+            results["runs"][run_key(variant, seed, "translate-train")] = _fake_run(r1 + 10)
+    s = summarise(results, (0, 1, 2))
+    assert s["gap_non_english_R@1"] == pytest.approx(sum(multi) / 3 - 5.0)
+    assert s["max_seed_spread"] == pytest.approx(max(max(multi) - min(multi), 2.0))
+    assert s["multilingual_wins_beyond_spread"] is beyond
+    assert s["translate-train"]["english-only"]["mean_non_english_R@1"] == pytest.approx(15.0)
+    results["summary"] = s
+    md = results_markdown(results, (0, 1, 2))
+    assert ("NOT beyond" in md) is not beyond and "Translate-train" in md
