@@ -96,11 +96,10 @@ def _emoji_sequence(rng: random.Random, spec: SiteSpec, counts: list[int]) -> li
     for count in counts:
         chosen: list[Emoji] = []
         for _ in range(count):
-            i = next((i for i, e in enumerate(deck) if e.cp not in {c.cp for c in chosen}), None)
-            if i is None:  # a fresh shuffled round of the pool, after what is left
+            used = {e.cp for e in chosen}
+            if all(e.cp in used for e in deck):  # a fresh shuffled round of the pool, after what is left
                 deck += rng.sample(pool, len(pool))
-                i = next(i for i, e in enumerate(deck) if e.cp not in {c.cp for c in chosen})
-            chosen.append(deck.pop(i))
+            chosen.append(deck.pop(next(i for i, e in enumerate(deck) if e.cp not in used)))
         videos.append(chosen)
     return videos
 
