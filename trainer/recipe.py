@@ -44,6 +44,7 @@ VARIANTS = {"english-only": ("en",), "multilingual": LANGS}
 # fine-tuning protocols: the languages of the fine-tune split's captions each one uses
 PROTOCOLS = {"zero-shot": ("en",), "translate-train": LANGS}
 FINETUNE_DIR = {"zero-shot": "finetune", "translate-train": "translate-train"}
+BUILT_FROM = "_built_from"  # in the dataset, tokenizer and runs folders: the inputs they were made from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,14 +80,9 @@ def prepare(rc: RecipeConfig, log=print) -> Path:
     site = build_site(Path(cfg.source.site_dir), rc.site)
     log(f"[recipe] site {cfg.source.site_dir} ready ({time.perf_counter() - t:.0f}s)")
     data = Path(cfg.output)
-    site_stamp = (site / ".built").read_text()
-    built_from = data / "_site.json"
-    if data.exists() and (not built_from.exists() or built_from.read_text() != site_stamp):
-        log(f"[recipe] {data} was built from another recipe site: rebuilding it")
-        shutil.rmtree(data)
+    claim_folder(data, (site / ".built").read_text(), "was built from another recipe site: rebuilding it", log)
     t = time.perf_counter()
     summary = run_dataset(cfg, log=log)
-    built_from.write_text(site_stamp)
     log(f"[recipe] dataset {cfg.output}: {summary.clips} new clips ({time.perf_counter() - t:.0f}s)")
     ids = json.loads((data / "_plan.json").read_text())["units"]
     all_ids = sorted(v for unit in ids.values() for v in unit)
@@ -94,11 +90,11 @@ def prepare(rc: RecipeConfig, log=print) -> Path:
     for split in SPLITS:
         (data / "splits" / f"{split}.txt").write_text("\n".join(v for v in all_ids if split_of(v) == split) + "\n")
     tok = data / "tokenizer" / "spm.model"
-    asked = tok.with_name("recipe.json")  # the vocab size asked for (sentencepiece may give fewer)
-    if not tok.exists() or not asked.exists() or json.loads(asked.read_text()).get("vocab_size") != rc.vocab_size:
+    # keyed by the vocab size asked for (sentencepiece may give fewer pieces)
+    claim_folder(tok.parent, json.dumps({"vocab_size": rc.vocab_size}), "was trained for another vocab size: retraining it", log)
+    if not tok.exists():
         pretrain_ids = {v for v in all_ids if split_of(v) == "pretrain"}
         train_tokenizer(corpus_texts(data, LANGS, pretrain_ids), tok, rc.vocab_size)
-        asked.write_text(json.dumps({"vocab_size": rc.vocab_size}))
         log(f"[recipe] tokenizer {tok}")
     return data
 
@@ -112,15 +108,15 @@ def run_dir(rc: RecipeConfig, variant: str, seed: int) -> Path:
     return Path(rc.runs) / f"{variant}-s{seed}"
 
 
-def claim_runs(runs: Path, built_from: str, log=print) -> None:
-    """Keep ``runs`` (its checkpoints resume a killed recipe) only when they were trained
-    on the same dataset with the same settings (``built_from`` says which); otherwise
-    start afresh."""
-    stamp = runs / "_site.json"
-    if runs.exists() and (not stamp.exists() or stamp.read_text() != built_from):
-        log(f"[recipe] {runs} holds runs on another recipe dataset or settings: starting afresh")
-        shutil.rmtree(runs)
-    runs.mkdir(parents=True, exist_ok=True)
+def claim_folder(folder: Path, built_from: str, note: str, log=print) -> None:
+    """Keep ``folder`` (what a killed recipe left there resumes) only when it was built
+    from the same inputs (``built_from`` says which, stamped before any work); otherwise
+    empty it, saying so with ``note``."""
+    stamp = folder / BUILT_FROM
+    if folder.exists() and (not stamp.exists() or stamp.read_text() != built_from):
+        log(f"[recipe] {folder} {note}")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     stamp.write_text(built_from)
 
 
@@ -130,7 +126,8 @@ def pretrain(rc: RecipeConfig, log=print) -> None:
     data = prepare(rc, log)
     splits = data / "splits"
     settings = {k: getattr(rc, k) for k in ("pretrain_steps", "finetune_steps", "batch_size", "vocab_size")}
-    claim_runs(Path(rc.runs), (data / "_site.json").read_text() + json.dumps(settings, sort_keys=True), log)
+    claim_folder(Path(rc.runs), (data / BUILT_FROM).read_text() + json.dumps(settings, sort_keys=True),
+                 "holds runs on another recipe dataset or settings: starting afresh", log)
     for seed in rc.seeds:
         for variant, langs in VARIANTS.items():
             out = run_dir(rc, variant, seed)

@@ -6,7 +6,14 @@ import json
 import pytest
 
 from multihowto.sample_site.build import SiteSpec
-from multihowto.trainer.recipe import SPLITS, RecipeConfig, claim_runs, one_per_caption, prepare
+from multihowto.trainer.recipe import (
+    BUILT_FROM,
+    SPLITS,
+    RecipeConfig,
+    claim_folder,
+    one_per_caption,
+    prepare,
+)
 
 
 def test_one_per_caption_keeps_the_first_clip_of_each_caption():
@@ -26,14 +33,14 @@ def test_runs_survive_a_resume_but_not_a_new_dataset(tmp_path):
     ckpt = runs / "english-only-s0" / "pretrain" / "ckpt.pt"
     ckpt.write_bytes(b"old")  # runs from before stamps existed: not trusted
     logs = []
-    claim_runs(runs, "site A", logs.append)
+    claim_folder(runs, "site A", "starting afresh", logs.append)
     assert not ckpt.exists() and len(logs) == 1
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"A")
-    claim_runs(runs, "site A", logs.append)  # the same dataset: a killed recipe resumes
+    claim_folder(runs, "site A", "starting afresh", logs.append)  # the same dataset: a killed recipe resumes
     assert ckpt.read_bytes() == b"A" and len(logs) == 1
-    claim_runs(runs, "site B", logs.append)
-    assert not ckpt.exists() and (runs / "_site.json").read_text() == "site B" and len(logs) == 2
+    claim_folder(runs, "site B", "starting afresh", logs.append)
+    assert not ckpt.exists() and (runs / BUILT_FROM).read_text() == "site B" and len(logs) == 2
 
 
 def _site(seed: int) -> SiteSpec:
@@ -67,9 +74,15 @@ def test_prepare_builds_splits_and_rebuilds_a_dataset_made_from_another_site(tmp
             split_ids = [v for s in SPLITS for v in (data / "splits" / f"{s}.txt").read_text().split()]
             assert sorted(split_ids) == sorted(truth)
             assert (data / "tokenizer" / "spm.model").exists()
+        # the same site, another vocabulary: the shards stay, the tokenizer is retrained
+        shards = {p.name: p.stat().st_mtime_ns for p in data.glob("shard-*")}
+        prepare(RecipeConfig(root=str(tmp_path), vocab_size=160, site=_site(2)), log=logs.append)
+        assert {p.name: p.stat().st_mtime_ns for p in data.glob("shard-*")} == shards
+        assert (data / "tokenizer" / "spm.model").exists()
     finally:
         ray.shutdown()
     assert sum("was built from another recipe site" in line for line in logs) == 1
+    assert sum("trained for another vocab size" in line for line in logs) == 1
 
 
 def test_eval_before_pretrain_says_what_to_run(tmp_path, monkeypatch, capsys):
