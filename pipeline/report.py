@@ -16,12 +16,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from multihowto.schemas.index import (
     CARD_FILE,
-    INDEX_SCHEMA,
     INDEX_SUFFIX,
     PLAN_FILE,
     REPORT_DIR,
@@ -34,12 +32,6 @@ from multihowto.schemas.sample import LANGS
 def committed_shards(root: Path) -> list[Path]:
     """Index files of committed shards, in shard order."""
     return sorted(p for p in Path(root).glob(f"shard-*{INDEX_SUFFIX}"))
-
-
-def read_index(root: Path) -> pa.Table:
-    """Every committed shard's index as one table (small datasets and tests)."""
-    tables = [pq.read_table(p, schema=INDEX_SCHEMA) for p in committed_shards(root)]
-    return pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
 
 
 # Clip lengths are counted in fixed bins, shard by shard; longer clips land in the last.

@@ -3,12 +3,20 @@ index read at once."""
 
 import json
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from multihowto.pipeline.report import export_how2, read_index, summarise
+from multihowto.pipeline.report import committed_shards, export_how2, summarise
+from multihowto.schemas.index import INDEX_SCHEMA
 from multihowto.schemas.sample import LANGS
 
 pytestmark = pytest.mark.slow
+
+
+def read_index(root) -> pa.Table:
+    """The reference: every committed shard's index read whole, as one table."""
+    return pa.concat_tables([pq.read_table(p, schema=INDEX_SCHEMA) for p in committed_shards(root)])
 
 
 def test_streamed_how2_export_equals_the_whole_index(built_dataset):
