@@ -121,7 +121,7 @@ def claim_folder(folder: Path, built_from: str, note: str, log=print) -> None:
 
 
 def pretrain(rc: RecipeConfig, log=print) -> None:
-    from multihowto.trainer.train import TrainConfig, train
+    from multihowto.trainer.train import TrainConfig, read_history, train
 
     data = prepare(rc, log)
     splits = data / "splits"
@@ -134,15 +134,16 @@ def pretrain(rc: RecipeConfig, log=print) -> None:
             t = time.perf_counter()
             pre = train(TrainConfig(data=str(data), out_dir=str(out / "pretrain"), langs=langs, videos=str(splits / "pretrain.txt"),
                                     steps=rc.pretrain_steps, batch_size=rc.batch_size, seed=seed), log=log)
-            fine = {}
             for protocol, ft_langs in PROTOCOLS.items():
-                fine[protocol] = train(TrainConfig(
+                train(TrainConfig(
                     data=str(data), out_dir=str(out / FINETUNE_DIR[protocol]), langs=ft_langs, videos=str(splits / "finetune.txt"),
                     steps=rc.finetune_steps, batch_size=rc.batch_size, seed=seed, lr=5e-4, warmup=10, xling_weight=0.0,
                     init_from=str(out / "pretrain" / "ckpt.pt")), log=log)
-            log(f"[recipe] {variant} seed {seed}: pretrain loss {pre['history'][0]['loss']:.2f} -> {pre['history'][-1]['loss']:.2f}, "
-                f"fine-tune loss {fine['zero-shot']['history'][-1]['loss']:.2f} (English), "
-                f"{fine['translate-train']['history'][-1]['loss']:.2f} (translate-train); "
+            # losses from the runs' logs: a resumed run's own history may be empty
+            pre_loss = [h["loss"] for h in read_history(out / "pretrain")]
+            ft_loss = {protocol: read_history(out / FINETUNE_DIR[protocol])[-1]["loss"] for protocol in PROTOCOLS}
+            log(f"[recipe] {variant} seed {seed}: pretrain loss {pre_loss[0]:.2f} -> {pre_loss[-1]:.2f}, "
+                f"fine-tune loss {ft_loss['zero-shot']:.2f} (English), {ft_loss['translate-train']:.2f} (translate-train); "
                 f"{pre['samples_per_s']:.0f} samples/s ({time.perf_counter() - t:.0f}s)")
 
 

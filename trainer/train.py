@@ -204,6 +204,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
             "samples_per_s": round(seen / max(1e-9, time.perf_counter() - started), 1), "params": model.n_params()}
 
 
+def read_history(out_dir: str | Path) -> list[dict]:
+    """A run's logged metrics over all its sessions, one record per step (``train``'s
+    ``history`` holds only the session's own): a run resumed from a checkpoint logs the
+    steps after it again, and the last record wins."""
+    by_step = {}
+    for line in (Path(out_dir) / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            by_step[rec["step"]] = rec
+    return [by_step[k] for k in sorted(by_step)]
+
+
 def save_checkpoint(path: Path, model: VideoTextModel, opt, step: int, cfg: TrainConfig) -> None:
     tmp = path.with_suffix(".tmp")
     train_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items() if k != "model"}

@@ -7,7 +7,14 @@ from multihowto.schemas.sample import LANGS
 from multihowto.trainer.data import DataConfig, clip_stream
 from multihowto.trainer.evaluate import evaluate_clips
 from multihowto.trainer.tokenizer import Tokenizer, corpus_texts, train_tokenizer
-from multihowto.trainer.train import TrainConfig, load_checkpoint, main, parse_args, train
+from multihowto.trainer.train import (
+    TrainConfig,
+    load_checkpoint,
+    main,
+    parse_args,
+    read_history,
+    train,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +74,10 @@ def test_a_few_steps_make_the_loss_fall_and_resume_works(shards, tmp_path):
     # resume: a longer run picks up at step 80
     longer = train(TrainConfig(**{**cfg.__dict__, "steps": 90}), log=lambda *_: None)
     assert longer["history"][0]["step"] == 90 and len(longer["history"]) == 1
+    # the run's log covers both sessions; a rerun with nothing left to do still has it
+    assert [h["step"] for h in read_history(tmp_path / "run")] == list(range(10, 91, 10))
+    again = train(TrainConfig(**{**cfg.__dict__, "steps": 90}), log=lambda *_: None)
+    assert again["history"] == [] and read_history(tmp_path / "run")[-1] == longer["history"][0]
     # and the trained model retrieves its training clips far above chance
     clips = list(clip_stream(DataConfig(shards=str(out), lang_mode="all", n_frames=model.cfg.n_frames,
                                         frame_size=model.cfg.frame_size, shuffle=0)))
