@@ -7,7 +7,7 @@ REGION      ?= local
 APT_PACKAGES := unicode-cldr-core fonts-noto-color-emoji
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup system-deps site dataset inspect test test-fast lint fuzz bench pretrain eval clean
+.PHONY: setup system-deps site dataset inspect test test-fast lint fuzz bench bench-train pretrain eval clean
 
 setup: $(STAMP)
 
@@ -48,7 +48,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
-	$(BIN)/ruff check pipeline operators schemas sample_site trainer tests
+	$(BIN)/ruff check pipeline operators schemas sample_site trainer tests bench
 
 clean:
 	rm -rf build data runs .pytest_cache
@@ -60,6 +60,12 @@ fuzz: setup
 # Benchmarks: ratios against limits measured in the same run; writes bench/results.json.
 bench: setup
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/train.py
+
+# The trainer alone: model FLOP/s against a matmul ceiling measured in the same run (and
+# the datasheet bf16 peak on a known GPU); writes bench/train_results.json.
+bench-train: setup
+	$(BIN)/python bench/train.py
 
 # The recipe: build its dataset, pre-train English-only vs all nine languages (3 seeds),
 # fine-tune on English, then query the held-out split in every language.

@@ -120,6 +120,15 @@ def claim_folder(folder: Path, built_from: str, note: str, log=print) -> None:
     stamp.write_text(built_from)
 
 
+def speed(summary: dict) -> str:
+    """A training session's speed for the log: samples/s and model TFLOP/s, with the
+    fraction of the GPU's bf16 peak where known; a session that ran no step says so."""
+    if summary["samples_per_s"] is None:
+        return "already trained"
+    out = f"{summary['samples_per_s']:.0f} samples/s, {summary['tflops']:.3f} TFLOP/s on {summary['device']}"
+    return out + (f" ({100 * summary['mfu']:.2f}% of bf16 peak)" if "mfu" in summary else "")
+
+
 def pretrain(rc: RecipeConfig, log=print) -> None:
     from multihowto.trainer.train import TrainConfig, read_history, train
 
@@ -144,7 +153,7 @@ def pretrain(rc: RecipeConfig, log=print) -> None:
             ft_loss = {protocol: read_history(out / FINETUNE_DIR[protocol])[-1]["loss"] for protocol in PROTOCOLS}
             log(f"[recipe] {variant} seed {seed}: pretrain loss {pre_loss[0]:.2f} -> {pre_loss[-1]:.2f}, "
                 f"fine-tune loss {ft_loss['zero-shot']:.2f} (English), {ft_loss['translate-train']:.2f} (translate-train); "
-                f"{pre['samples_per_s']:.0f} samples/s ({time.perf_counter() - t:.0f}s)")
+                f"{speed(pre)} ({time.perf_counter() - t:.0f}s)")
 
 
 def evaluate(rc: RecipeConfig, log=print) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import random
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from multihowto.schemas.sample import LANGS
 from multihowto.trainer.data import DataConfig, clip_stream
+from multihowto.trainer.flops import count_flops, datasheet_bf16_tflops
 from multihowto.trainer.loss import video_text_loss
 from multihowto.trainer.model import ModelConfig, VideoTextModel
 from multihowto.trainer.tokenizer import Tokenizer
@@ -154,7 +156,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     data = batches(clips, cfg.batch_size, rng)
     gen = torch.Generator().manual_seed(cfg.seed + step)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {out.name}", unit="step", dynamic_ncols=True, mininterval=2)
-    started, seen = time.perf_counter(), 0
+    started, seen, flops, step_flops = time.perf_counter(), 0, 0, {}
+    peak = datasheet_bf16_tflops(device) if amp else None
     model.train()
     while step < cfg.steps:
         batch = next(data)
@@ -171,27 +174,22 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if cfg.augment:
             video = augment(video, gen)
         video = video.to(device, non_blocking=True)
-        ids_a, mask_a = (t.to(device) for t in tok.encode(texts_a, mcfg.max_len))
+        text_a = tuple(t.to(device) for t in tok.encode(texts_a, mcfg.max_len))
+        text_b = tuple(t.to(device) for t in tok.encode(texts_b, mcfg.max_len)) if use_xling else None
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-            v = model.video(video)
-            ta = model.text(ids_a, mask_a)
-            tb = None
-            if use_xling:
-                ids_b, mask_b = (t.to(device) for t in tok.encode(texts_b, mcfg.max_len))
-                tb = model.text(ids_b, mask_b)
-            losses = video_text_loss(v.float(), ta.float(), model.scale(), tb.float() if tb is not None else None, cfg.xling_weight)
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        one_step = functools.partial(train_step, model, opt, video, text_a, text_b, cfg.xling_weight, cfg.grad_clip, amp)
+        if use_xling not in step_flops:  # a step's shape is fixed but for the cross-lingual term
+            losses, step_flops[use_xling] = count_flops(one_step)
+        else:
+            losses = one_step()
+        flops += step_flops[use_xling]
         step += 1
         seen += len(batch)
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
             rec = {"step": step, "lr": lr_at(step - 1, cfg), **{k: round(v.item(), 4) for k, v in losses.items()},
-                   "samples_per_s": round(seen / (time.perf_counter() - started), 1)}
+                   **throughput(seen, flops, time.perf_counter() - started, peak)}
             history.append(rec)
             metrics_file.write(json.dumps(rec) + "\n")
             metrics_file.flush()
@@ -200,9 +198,37 @@ def train(cfg: TrainConfig, log=print) -> dict:
             save_checkpoint(ckpt_path, model, opt, step, cfg)
     bar.close()
     metrics_file.close()
-    return {"steps": step, "clips": len(clips), "history": history, "device": device,
-            "samples_per_s": round(seen / max(1e-9, time.perf_counter() - started), 1), "params": model.n_params()}
+    return {"steps": step, "clips": len(clips), "history": history, "device": device, "params": model.n_params(),
+            "flops_per_sample": round(flops / seen) if seen else None,
+            **throughput(seen, flops, time.perf_counter() - started, peak)}
 
+
+def train_step(model: VideoTextModel, opt: torch.optim.Optimizer, video: torch.Tensor, text_a: tuple[torch.Tensor, torch.Tensor],
+               text_b: tuple[torch.Tensor, torch.Tensor] | None, xling_weight: float, grad_clip: float, amp: bool) -> dict:
+    """One optimizer step on a batch already on the device: forward under bf16 autocast
+    when ``amp``, the losses, backward, clipping, update. Returns the loss tensors."""
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+        v = model.video(video)
+        ta = model.text(*text_a)
+        tb = model.text(*text_b) if text_b is not None else None
+        losses = video_text_loss(v.float(), ta.float(), model.scale(), tb.float() if tb is not None else None, xling_weight)
+    opt.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return losses
+
+
+def throughput(samples: int, flops: int, seconds: float, peak_tflops: float | None) -> dict:
+    """samples/s and model TFLOP/s over a session (None when it ran no step), and the
+    fraction of the device's datasheet bf16 peak when that is known (MFU)."""
+    if not samples:
+        return {"samples_per_s": None, "tflops": None}
+    tflops = flops / max(seconds, 1e-9) / 1e12
+    out = {"samples_per_s": round(samples / max(seconds, 1e-9), 1), "tflops": round(tflops, 4)}
+    if peak_tflops:
+        out["mfu"] = round(tflops / peak_tflops, 5)
+    return out
 
 def read_history(out_dir: str | Path) -> list[dict]:
     """A run's logged metrics over all its sessions, one record per step (``train``'s

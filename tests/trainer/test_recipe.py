@@ -13,6 +13,7 @@ from multihowto.trainer.recipe import (
     claim_folder,
     one_per_caption,
     prepare,
+    speed,
 )
 
 
@@ -41,6 +42,12 @@ def test_runs_survive_a_resume_but_not_a_new_dataset(tmp_path):
     assert ckpt.read_bytes() == b"A" and len(logs) == 1
     claim_folder(runs, "site B", "starting afresh", logs.append)
     assert not ckpt.exists() and (runs / BUILT_FROM).read_text() == "site B" and len(logs) == 2
+
+
+def test_speed_line_says_when_a_session_had_nothing_to_do():
+    assert speed({"samples_per_s": None, "tflops": None, "device": "cpu"}) == "already trained"
+    line = speed({"samples_per_s": 812.4, "tflops": 0.2, "device": "cuda", "mfu": 0.000202})
+    assert line == "812 samples/s, 0.200 TFLOP/s on cuda (0.02% of bf16 peak)"
 
 
 def _site(seed: int) -> SiteSpec:

@@ -78,6 +78,10 @@ def test_a_few_steps_make_the_loss_fall_and_resume_works(shards, tmp_path):
     assert [h["step"] for h in read_history(tmp_path / "run")] == list(range(10, 91, 10))
     again = train(TrainConfig(**{**cfg.__dict__, "steps": 90}), log=lambda *_: None)
     assert again["history"] == [] and read_history(tmp_path / "run")[-1] == longer["history"][0]
+    assert again["samples_per_s"] is None and again["flops_per_sample"] is None  # no step, no speed
+    # speed in model FLOPs: the counted step's FLOPs over the session's time
+    assert summary["flops_per_sample"] > 10**6 and summary["tflops"] > 0
+    assert summary["history"][-1]["tflops"] > 0 and "mfu" not in summary  # no datasheet peak on a CPU
     # and the trained model retrieves its training clips far above chance
     clips = list(clip_stream(DataConfig(shards=str(out), lang_mode="all", n_frames=model.cfg.n_frames,
                                         frame_size=model.cfg.frame_size, shuffle=0)))
