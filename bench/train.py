@@ -12,7 +12,8 @@
 On a GPU whose datasheet we know (trainer/flops.py) every TFLOP/s figure is also given
 as a fraction of the datasheet dense bf16 peak (MFU). Results go to
 bench/train_results.json (``--out``). ``--no-trainer`` skips the part that needs the
-recipe's dataset (it builds it when missing, as ``make pretrain`` does).
+recipe's dataset (it builds it when missing, as ``make pretrain`` does; ``--prepared``
+takes it as ``mhowto recipe prepare`` left it, on a machine that cannot build it).
 """
 
 from __future__ import annotations
@@ -73,13 +74,13 @@ def model_step(device: str, batch: int, vocab: int, steps: int, seed: int = 0) -
             "flops_per_sample": flops / batch, "tflops": flops / per_step / 1e12}
 
 
-def trainer_loop(device: str, steps: int, log) -> dict:
+def trainer_loop(device: str, steps: int, prepared: bool, log) -> dict:
     """The trainer itself on the recipe's dataset, as ``make pretrain`` runs it."""
-    from multihowto.trainer.recipe import RecipeConfig, prepare
+    from multihowto.trainer.recipe import RecipeConfig, prepare, use_prepared
     from multihowto.trainer.train import TrainConfig, train
 
     rc = RecipeConfig(root=str(ROOT))
-    data = prepare(rc, log=log)
+    data = use_prepared(rc) if prepared else prepare(rc, log=log)
     with tempfile.TemporaryDirectory() as tmp:
         # one short session first, so the timed one starts warm (the model, kernels, caches)
         cfg = TrainConfig(data=str(data), out_dir=tmp, steps=5, batch_size=rc.batch_size, device=device,
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=0, help="timed steps per figure (default: 10 on a CPU, 50 on a GPU)")
     p.add_argument("--vocab", type=int, default=3000, help="the recipe's vocabulary size")
     p.add_argument("--no-trainer", action="store_true", help="skip the trainer loop on the recipe's dataset")
+    p.add_argument("--prepared", action="store_true",
+                   help="use the recipe dataset `mhowto recipe prepare` left, building nothing (a GPU box without the pipeline)")
     p.add_argument("--out", default=str(ROOT / "bench" / "train_results.json"))
     args = p.parse_args(argv)
 
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         res["model_step"].append(r)
         print(f"  model step, batch {b}: {r['samples_per_s']:.0f} samples/s, {r['tflops']:.3f} TFLOP/s", flush=True)
     if not args.no_trainer:
-        res["trainer"] = trainer_loop(device, steps * 2, log=lambda *a, **k: None)
+        res["trainer"] = trainer_loop(device, steps * 2, args.prepared, log=lambda *a, **k: None)
         t = res["trainer"]
         print(f"  trainer loop, batch {t['batch']}: {t['samples_per_s']:.0f} samples/s, {t['tflops']:.3f} TFLOP/s", flush=True)
     Path(args.out).write_text(json.dumps(res, indent=1))

@@ -1,12 +1,12 @@
 """``mhowto``: the command line.
 
-    mhowto dataset --region local      build the dataset of a region profile
-    mhowto inspect data/local          what a built dataset holds
-    mhowto build-sample                build the sample video site
-    mhowto serve-sample                serve it on 127.0.0.1 until interrupted
-    mhowto lid-table                   language ID accuracy per language, thresholds
-    mhowto tokenizer | train | eval    the bundled trainer
-    mhowto recipe pretrain|eval        the recipe: en-only vs multilingual pre-training
+    mhowto dataset --region local        build the dataset of a region profile
+    mhowto inspect data/local            what a built dataset holds
+    mhowto build-sample                  build the sample video site
+    mhowto serve-sample                  serve it on 127.0.0.1 until interrupted
+    mhowto lid-table                     language ID accuracy per language, thresholds
+    mhowto tokenizer | train | eval      the bundled trainer
+    mhowto recipe prepare|pretrain|eval  the recipe: en-only vs multilingual pre-training
 """
 
 from __future__ import annotations
@@ -136,16 +136,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_recipe(args: argparse.Namespace) -> int:
-    from multihowto.trainer.recipe import RecipeConfig, RecipeNotTrained, evaluate, pretrain
+    from multihowto.trainer.recipe import (
+        RecipeConfig,
+        RecipeNotPrepared,
+        RecipeNotTrained,
+        evaluate,
+        prepare,
+        pretrain,
+    )
 
-    rc = RecipeConfig(seeds=tuple(args.seeds))
-    if args.stage == "pretrain":
-        pretrain(rc)
-        return 0
+    rc = RecipeConfig(seeds=tuple(args.seeds), prepared=args.prepared)
     try:
-        evaluate(rc)
-    except RecipeNotTrained as e:
-        print(f"mhowto recipe eval: {e}", file=sys.stderr)
+        if args.stage == "prepare":
+            prepare(rc)
+        elif args.stage == "pretrain":
+            pretrain(rc)
+        else:
+            evaluate(rc)
+    except (RecipeNotTrained, RecipeNotPrepared) as e:
+        print(f"mhowto recipe {args.stage}: {e}", file=sys.stderr)
         return 2
     return 0
 
@@ -189,9 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", default="", help="also write the figures here")
     e.set_defaults(func=cmd_eval)
 
-    r = sub.add_parser("recipe", help="the bundled recipe: pretrain (en-only vs 9 languages) or eval")
-    r.add_argument("stage", choices=["pretrain", "eval"])
+    r = sub.add_parser("recipe", help="the bundled recipe: prepare its data, pretrain (en-only vs 9 languages), eval")
+    r.add_argument("stage", choices=["prepare", "pretrain", "eval"],
+                   help="prepare: site, dataset, splits, tokenizer (pretrain does it too); pretrain; eval")
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--prepared", action="store_true",
+                   help="pretrain on what `recipe prepare` left in data/recipe, building nothing (a GPU box without the pipeline)")
     r.set_defaults(func=cmd_recipe)
 
     t = sub.add_parser("lid-table", help="measure lid.176 per language on real text; print the chosen thresholds")

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from multihowto.sample_site.build import SiteSpec, build_site
+from multihowto.sample_site.build import build_site
 from multihowto.sample_site.server import serve
+from multihowto.sample_site.spec import SiteSpec
 from multihowto.schemas.config import RegionConfig, SourceConfig
 
 DATA = Path(__file__).parent / "data"

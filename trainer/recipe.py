@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from multihowto.pipeline.plan import stable_hash
-from multihowto.sample_site.build import SiteSpec, build_site
+from multihowto.sample_site.spec import SiteSpec
 from multihowto.schemas.sample import LANGS
 
 SITE = SiteSpec(
@@ -58,10 +58,17 @@ class RecipeConfig:
     vocab_size: int = 3000
     runs: str = "runs/recipe"
     site: SiteSpec = SITE
+    # True: train on the dataset, splits and tokenizer an earlier ``prepare`` left in place
+    # (on a machine that cannot build them, such as a GPU box with no Ray or ffmpeg)
+    prepared: bool = False
 
 
 class RecipeNotTrained(RuntimeError):
     """``evaluate`` before ``pretrain`` has produced every checkpoint it needs."""
+
+
+class RecipeNotPrepared(RuntimeError):
+    """``pretrain`` with ``prepared`` set, but ``prepare`` has not left all it needs."""
 
 
 def split_of(video_id: str) -> str:
@@ -72,6 +79,7 @@ def split_of(video_id: str) -> str:
 def prepare(rc: RecipeConfig, log=print) -> Path:
     """Build the recipe site and dataset, the split files and the tokenizer."""
     from multihowto.pipeline.run import run_dataset
+    from multihowto.sample_site.build import build_site
     from multihowto.schemas.config import load_region, region_path
     from multihowto.trainer.tokenizer import corpus_texts, train_tokenizer
 
@@ -96,6 +104,22 @@ def prepare(rc: RecipeConfig, log=print) -> Path:
         pretrain_ids = {v for v in all_ids if split_of(v) == "pretrain"}
         train_tokenizer(corpus_texts(data, LANGS, pretrain_ids), tok, rc.vocab_size)
         log(f"[recipe] tokenizer {tok}")
+    return data
+
+
+def use_prepared(rc: RecipeConfig) -> Path:
+    """The dataset folder an earlier ``prepare`` completed, checked but not rebuilt: its
+    stamp, split files and a tokenizer of the configured vocabulary size must be there."""
+    from multihowto.schemas.config import load_region, region_path
+
+    data = Path(load_region(region_path(rc.region, Path(rc.root))).output)
+    tok_stamp = data / "tokenizer" / BUILT_FROM
+    need = [data / BUILT_FROM, *(data / "splits" / f"{s}.txt" for s in SPLITS), data / "tokenizer" / "spm.model", tok_stamp]
+    missing = [str(p) for p in need if not p.exists()]
+    if missing:
+        raise RecipeNotPrepared(f"{missing[0]} is missing: run `mhowto recipe prepare` (on a machine with the pipeline) first")
+    if json.loads(tok_stamp.read_text()) != {"vocab_size": rc.vocab_size}:
+        raise RecipeNotPrepared(f"{data / 'tokenizer'} was trained for {tok_stamp.read_text()}, not vocab_size {rc.vocab_size}")
     return data
 
 
@@ -132,7 +156,7 @@ def speed(summary: dict) -> str:
 def pretrain(rc: RecipeConfig, log=print) -> None:
     from multihowto.trainer.train import TrainConfig, read_history, train
 
-    data = prepare(rc, log)
+    data = use_prepared(rc) if rc.prepared else prepare(rc, log)
     splits = data / "splits"
     settings = {k: getattr(rc, k) for k in ("pretrain_steps", "finetune_steps", "batch_size", "vocab_size")}
     claim_folder(Path(rc.runs), (data / BUILT_FROM).read_text() + json.dumps(settings, sort_keys=True),
@@ -230,7 +254,8 @@ def summarise(results: dict, seeds) -> dict:
     spread = max(s[v]["spread_non_english_R@1"] for v in VARIANTS)
     s["gap_non_english_R@1"] = gap
     s["max_seed_spread"] = spread
-    s["multilingual_wins_beyond_spread"] = gap > spread
+    # one seed has no spread: the comparison needs at least two
+    s["multilingual_wins_beyond_spread"] = gap > spread if len(seeds) > 1 else None
     s["translate-train"] = {variant: _variant_summary(results, variant, seeds, "translate-train") for variant in VARIANTS}
     return s
 
@@ -255,8 +280,10 @@ def results_markdown(results: dict, seeds) -> str:
     for variant in VARIANTS:
         per = ", ".join(f"{v:.1f}" for v in s[variant]["mean_non_english_R@1_per_seed"])
         lines.append(f"- {variant}: {per} (mean {s[variant]['mean_non_english_R@1']:.1f}, spread {s[variant]['spread_non_english_R@1']:.1f})")
+    verdict = {True: "beyond the spread", False: "NOT beyond the spread",
+               None: "one seed, no spread to judge it by (run --seeds 0 1 2)"}[s["multilingual_wins_beyond_spread"]]
     lines += ["", f"Multilingual minus English-only: {s['gap_non_english_R@1']:+.1f} R@1; largest seed spread {s['max_seed_spread']:.1f}; "
-              f"{'beyond' if s['multilingual_wins_beyond_spread'] else 'NOT beyond'} the spread.", ""]
+              f"{verdict}.", ""]
     lines += ["## Translate-train (fine-tuned on all nine languages), text->video (mean over seeds)", "", *header]
     for metric in ("R@1", "R@10"):
         for variant in VARIANTS:

@@ -4,7 +4,8 @@ from collections import Counter
 
 import pytest
 
-from multihowto.sample_site.build import SiteSpec, _plan_videos
+from multihowto.sample_site.build import _plan_videos
+from multihowto.sample_site.spec import SiteSpec
 
 
 def test_without_a_pool_every_cue_shows_another_emoji():

@@ -5,15 +5,17 @@ import json
 
 import pytest
 
-from multihowto.sample_site.build import SiteSpec
+from multihowto.sample_site.spec import SiteSpec
 from multihowto.trainer.recipe import (
     BUILT_FROM,
     SPLITS,
     RecipeConfig,
+    RecipeNotPrepared,
     claim_folder,
     one_per_caption,
     prepare,
     speed,
+    use_prepared,
 )
 
 
@@ -90,6 +92,13 @@ def test_prepare_builds_splits_and_rebuilds_a_dataset_made_from_another_site(tmp
         ray.shutdown()
     assert sum("was built from another recipe site" in line for line in logs) == 1
     assert sum("trained for another vocab size" in line for line in logs) == 1
+    # what prepare left is what a machine without the pipeline trains on
+    assert use_prepared(RecipeConfig(root=str(tmp_path), vocab_size=160, prepared=True)) == data
+    with pytest.raises(RecipeNotPrepared, match="vocab_size 120"):
+        use_prepared(RecipeConfig(root=str(tmp_path), vocab_size=120, prepared=True))
+    (data / "splits" / "test.txt").unlink()
+    with pytest.raises(RecipeNotPrepared, match="test.txt is missing"):
+        use_prepared(RecipeConfig(root=str(tmp_path), vocab_size=160, prepared=True))
 
 
 def test_eval_before_pretrain_says_what_to_run(tmp_path, monkeypatch, capsys):
@@ -103,6 +112,20 @@ def test_eval_before_pretrain_says_what_to_run(tmp_path, monkeypatch, capsys):
     assert main(["recipe", "eval", "--seeds", "0"]) == 2
     err = capsys.readouterr().err
     assert "make pretrain" in err and "spm.model" in err
+
+
+def test_pretrain_on_a_prepared_dataset_that_is_not_there_says_what_to_run(tmp_path, monkeypatch, capsys):
+    from multihowto.pipeline.cli import main
+
+    (tmp_path / "deploy" / "regions").mkdir(parents=True)
+    (tmp_path / "deploy" / "regions" / "recipe.yaml").write_text(
+        f"name: recipe\noutput: {tmp_path / 'data'}\nsource:\n  kind: sample_site\n  site_dir: {tmp_path / 'site'}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["recipe", "pretrain", "--prepared", "--seeds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "mhowto recipe prepare" in err and "_built_from is missing" in err
+    assert not (tmp_path / "site").exists() and not (tmp_path / "runs").exists()  # built nothing
 
 
 def _fake_run(non_en_r1: float, en_r1: float = 50.0) -> dict:
@@ -129,3 +152,7 @@ def test_summary_compares_the_gap_with_the_largest_seed_spread(multi, beyond):
     results["summary"] = s
     md = results_markdown(results, (0, 1, 2))
     assert ("NOT beyond" in md) is not beyond and "Translate-train" in md
+    # one seed has no spread to compare the gap with
+    one = summarise(results, (0,))
+    assert one["multilingual_wins_beyond_spread"] is None and one["max_seed_spread"] == 0
+    assert "no spread to judge it by" in results_markdown({**results, "summary": one}, (0,))
