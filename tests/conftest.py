@@ -66,3 +66,28 @@ def built_dataset(small_site, tmp_path_factory):
     summary = run_dataset(cfg, log=lambda *_: None)
     yield cfg, out, summary
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """moto's S3-compatible server on 127.0.0.1 with a bucket ``mhowto``; boto3 reaches it
+    through the environment (AWS_ENDPOINT_URL), DataLoader workers included."""
+    import os
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server._server.server_address
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint)
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="mhowto")
+    yield endpoint
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -3,16 +3,20 @@
 ``clip_stream(cfg)`` yields one dict per clip: ``key``, ``video`` (uint8 tensor
 (n_frames, 3, size, size), or float features (n_frames, D)), ``texts`` ({lang: text} for
 the chosen languages) and ``video_id``. Shards come from a dataset folder (its committed
-shards only), a brace pattern (``data/local/shard-{000000..000003}.tar``) or a list; they
-are split by node and by DataLoader worker; a shuffle buffer mixes samples. Each sample
-is decoded by our own decoder from raw bytes: webdataset's auto-decoder, which can
-unpickle, is never used.
+shards only), a brace pattern (``data/local/shard-{000000..000003}.tar``) or a list, on
+local disk or S3 (``s3://bucket/prefix`` lists the committed shards there; objects stream
+through boto3, credentials and ``AWS_ENDPOINT_URL`` from its usual chain); they are
+split by node and by DataLoader worker; a shuffle buffer mixes samples. Each sample is
+decoded by our own decoder from raw bytes: webdataset's auto-decoder, which can
+unpickle, is never used, and no URL reaches a shell (no ``pipe:``).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import webdataset as wds
+from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from multihowto.schemas.frames import unpack_jpegs
 from multihowto.schemas.index import INDEX_SUFFIX, TAR_SUFFIX
@@ -37,18 +42,56 @@ class DataConfig:
     use_features: bool = False
     shuffle: int = 500  # shuffle buffer; 0: stream order
     seed: int = 0
+    s3_endpoint: str = ""  # S3-compatible endpoint; empty: boto3's default (or AWS_ENDPOINT_URL)
 
 
-def shard_urls(spec: str | list[str]) -> list[str]:
-    """A dataset folder (committed shards only), a brace pattern, or a list."""
+def shard_urls(spec: str | list[str], s3_endpoint: str = "") -> list[str]:
+    """A dataset folder or ``s3://`` prefix (its committed shards only: those with an
+    index), a brace pattern or a single shard (local or ``s3://``), or a list."""
     if isinstance(spec, list | tuple):
         return [str(s) for s in spec]
+    if spec.startswith("s3://") and "{" not in spec and not spec.endswith(TAR_SUFFIX):
+        from multihowto.pipeline.storage import open_storage
+
+        names = open_storage(spec, s3_endpoint).list("shard-")
+        base = spec.rstrip("/")
+        return [f"{base}/{n.removesuffix(INDEX_SUFFIX)}{TAR_SUFFIX}" for n in names if n.endswith(INDEX_SUFFIX)]
     path = Path(spec)
     if path.is_dir():
         return [str(p.with_suffix(TAR_SUFFIX)) for p in sorted(path.glob(f"shard-*{INDEX_SUFFIX}"))]
     import braceexpand
 
     return list(braceexpand.braceexpand(spec))
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_client(endpoint: str, pid: int):
+    """One boto3 client per process (a DataLoader worker must not share its parent's
+    connections) and endpoint."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint or None)
+
+
+def open_shard(url: str, s3_endpoint: str = ""):
+    """A binary stream of one shard: a local file, or an S3 object streamed by boto3."""
+    if url.startswith("s3://"):
+        bucket, _, key = url[len("s3://"):].partition("/")
+        return _s3_client(s3_endpoint, os.getpid()).get_object(Bucket=bucket, Key=key)["Body"]
+    if "://" in url.removeprefix("file://") or url.startswith("pipe:"):
+        raise ValueError(f"{url!r}: shards are read from local paths or s3:// only")
+    return open(url.removeprefix("file://"), "rb")
+
+
+def opened_shards(src, s3_endpoint: str = ""):
+    """webdataset pipeline stage: {url} -> {url, stream}; each stream is closed once the
+    tar reader asks for the next shard (it reads one shard to its end first)."""
+    for item in src:
+        stream = open_shard(item["url"], s3_endpoint)
+        try:
+            yield {**item, "stream": stream}
+        finally:
+            stream.close()
 
 
 def decode_jpeg(data: bytes, size: int) -> np.ndarray:
@@ -90,19 +133,16 @@ def decode_sample(sample: dict, cfg: DataConfig, rng: random.Random) -> dict | N
 
 def clip_stream(cfg: DataConfig, epoch: int = 0) -> Iterator[dict]:
     """Decoded clips from the shards, split by node and by DataLoader worker."""
-    urls = shard_urls(cfg.shards)
+    urls = shard_urls(cfg.shards, cfg.s3_endpoint)
     if not urls:
         raise FileNotFoundError(f"no committed shard under {cfg.shards!r}")
-    ds = wds.WebDataset(
-        urls,
-        shardshuffle=len(urls) if cfg.shuffle else False,
-        nodesplitter=wds.split_by_node,
-        workersplitter=wds.split_by_worker,
-        empty_check=False,
-        seed=cfg.seed + epoch,
-    )
+    stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker]
     if cfg.shuffle:
-        ds = ds.shuffle(cfg.shuffle, rng=random.Random(cfg.seed + epoch))
+        stages.append(wds.shuffle(len(urls), seed=cfg.seed + epoch))  # shard order
+    stages += [functools.partial(opened_shards, s3_endpoint=cfg.s3_endpoint), tar_file_expander, group_by_keys]
+    if cfg.shuffle:
+        stages.append(wds.shuffle(cfg.shuffle, rng=random.Random(cfg.seed + epoch)))
+    ds = wds.DataPipeline(*stages)
     rng = random.Random(cfg.seed * 1000 + epoch)
     for sample in ds:  # raw bytes: no decoder is attached
         out = decode_sample(sample, cfg, rng)

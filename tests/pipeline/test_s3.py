@@ -16,29 +16,6 @@ from tests.conftest import with_site
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    import os
-
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server._server.server_address
-    endpoint = f"http://{host}:{port}"
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint)
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="mhowto")
-    yield endpoint
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
 def test_pipeline_writes_to_s3_and_reads_back(s3, small_site, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # build/work/{region} and build/report/{region} land here
     cfg = with_site(RegionConfig(name="s3test", output="s3://mhowto/datasets/run1", s3_endpoint=s3, videos_per_unit=3), small_site)
