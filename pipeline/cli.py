@@ -109,11 +109,9 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import json as _json
-
     from multihowto.schemas.sample import LANGS
     from multihowto.trainer.data import DataConfig, clip_stream
-    from multihowto.trainer.evaluate import evaluate_clips
+    from multihowto.trainer.evaluate import evaluate_clips, results_table, write_results
     from multihowto.trainer.tokenizer import Tokenizer
     from multihowto.trainer.train import load_checkpoint, read_ids
 
@@ -125,13 +123,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     clips = [c for c in clip_stream(dcfg) if ids is None or c["video_id"] in ids]
     res = evaluate_clips(model, tok, clips, LANGS)
     print(f"{len(clips)} clips; checkpoint step {ckpt['step']}")
-    print("| lang | t2v R@1 | R@5 | R@10 | MedR | v2t R@1 | R@5 | R@10 | MedR |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for lang, r in res.items():
-        t, v = r["t2v"], r["v2t"]
-        print(f"| {lang} | {t['R@1']:.1f} | {t['R@5']:.1f} | {t['R@10']:.1f} | {t['MedR']:.0f} | {v['R@1']:.1f} | {v['R@5']:.1f} | {v['R@10']:.1f} | {v['MedR']:.0f} |")
-    if args.json:
-        Path(args.json).write_text(_json.dumps(res, indent=1))
+    print(results_table(res))
+    about = {"checkpoint": str(args.ckpt), "step": ckpt["step"], "data": args.data, "videos": args.videos or "all", "clips": len(clips)}
+    paths = write_results(res, Path(args.out_dir) if args.out_dir else Path(args.ckpt).parent, about)
+    print("[eval] wrote " + ", ".join(map(str, paths)))
     return 0
 
 
@@ -195,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default="data/local")
     e.add_argument("--tokenizer", default="")
     e.add_argument("--videos", default="", help="a file of video ids to evaluate on (default: all)")
-    e.add_argument("--json", default="", help="also write the figures here")
+    e.add_argument("--out-dir", default="", help="where results.{json,md,png} go (default: the checkpoint's folder)")
     e.set_defaults(func=cmd_eval)
 
     r = sub.add_parser("recipe", help="the bundled recipe: prepare its data, pretrain (en-only vs 9 languages), eval")

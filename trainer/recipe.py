@@ -294,22 +294,10 @@ def results_markdown(results: dict, seeds) -> str:
 
 
 def plot(results: dict, seeds, path: Path) -> None:
-    import matplotlib
+    """Text->video R@1 per language, English-only vs multilingual pre-training, after
+    each fine-tuning protocol."""
+    from multihowto.trainer.evaluate import bar_chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.5), sharey=True)
-    width = 0.4
     summaries = {"zero-shot (English fine-tuning)": results["summary"], "translate-train": results["summary"]["translate-train"]}
-    for ax, (title, summary) in zip(axes, summaries.items(), strict=True):
-        for i, variant in enumerate(VARIANTS):
-            vals = summary[variant]["per_lang_t2v_R@1"]
-            ax.bar([x + (i - 0.5) * width for x in range(len(LANGS))], [vals[lang] for lang in LANGS], width, label=variant)
-        ax.set_xticks(range(len(LANGS)), LANGS)
-        ax.set_title(title)
-    axes[0].set_ylabel("text->video R@1")
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    panels = {title: {variant: summary[variant]["per_lang_t2v_R@1"] for variant in VARIANTS} for title, summary in summaries.items()}
+    bar_chart(panels, path, "text->video R@1")

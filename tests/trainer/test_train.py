@@ -1,7 +1,10 @@
 """Tokenizer, loader and a few training steps on the pipeline's sample shards (CPU)."""
 
+import json
+
 import pytest
 import torch
+from PIL import Image
 
 from multihowto.schemas.sample import LANGS
 from multihowto.trainer.data import DataConfig, clip_stream
@@ -87,6 +90,19 @@ def test_a_few_steps_make_the_loss_fall_and_resume_works(shards, tmp_path):
                                         frame_size=model.cfg.frame_size, shuffle=0)))
     res = evaluate_clips(model, Tokenizer(tok), clips, ("en",))
     assert res["en"]["t2v"]["R@10"] > 100 * 10 / len(clips) * 2
+    # `mhowto eval` writes the figures, a table and a chart beside the checkpoint
+    from multihowto.pipeline.cli import main as cli
+
+    assert cli(["eval", "--ckpt", str(tmp_path / "run" / "ckpt.pt"), "--data", str(out), "--tokenizer", str(tok)]) == 0
+    written = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert written["clips"] == len(clips) and written["step"] == 90
+    last, _ = load_checkpoint(tmp_path / "run" / "ckpt.pt")  # step 90, after the resumed session
+    assert written["per_language"]["en"]["t2v"] == pytest.approx(evaluate_clips(last, Tokenizer(tok), clips, LANGS)["en"]["t2v"])
+    assert set(written["per_language"]) == set(LANGS)
+    md = (tmp_path / "run" / "results.md").read_text()
+    assert all(f"| {lang} | " in md for lang in LANGS)
+    with Image.open(tmp_path / "run" / "results.png") as png:
+        assert png.format == "PNG" and png.width > 500
 
 
 def test_cli_parses_every_field(tmp_path):
