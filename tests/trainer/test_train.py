@@ -64,6 +64,21 @@ def test_dataloader_workers_split_shards_and_epochs_reshuffle(shards):
     assert sorted(second) == sorted(first) and second != first
 
 
+def test_nodes_split_the_shards_between_them(shards, monkeypatch):
+    """As torchrun sets RANK and WORLD_SIZE: each node streams its own shards, shuffled,
+    and together the nodes see every clip once."""
+    out, _ = shards
+    everything = sorted(c["key"] for c in clip_stream(DataConfig(shards=str(out), shuffle=0)))
+    seen = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        mine = [c["key"] for c in clip_stream(DataConfig(shards=str(out), shuffle=50, seed=rank))]
+        assert 0 < len(mine) < len(everything)
+        seen += mine
+    assert sorted(seen) == everything
+
+
 def test_a_few_steps_make_the_loss_fall_and_resume_works(shards, tmp_path):
     out, tok = shards
     cfg = TrainConfig(data=str(out), tokenizer=str(tok), out_dir=str(tmp_path / "run"), steps=80, batch_size=16,
