@@ -119,8 +119,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tok = Tokenizer(args.tokenizer or Path(args.data) / "tokenizer" / "spm.model")
     ids = read_ids(args.videos)
     m = model.cfg
-    dcfg = DataConfig(shards=args.data, lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size, shuffle=0)
-    clips = [c for c in clip_stream(dcfg) if ids is None or c["video_id"] in ids]
+    dcfg = DataConfig(shards=args.data, lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size, shuffle=0, videos=ids)
+    clips = list(clip_stream(dcfg))
     res = evaluate_clips(model, tok, clips, LANGS)
     print(f"{len(clips)} clips; checkpoint step {ckpt['step']}")
     print(results_table(res))

@@ -43,6 +43,7 @@ class DataConfig:
     shuffle: int = 500  # shuffle buffer; 0: stream order
     seed: int = 0
     s3_endpoint: str = ""  # S3-compatible endpoint; empty: boto3's default (or AWS_ENDPOINT_URL)
+    videos: frozenset[str] | None = None  # only these videos' clips (a split); None: all
 
 
 def shard_urls(spec: str | list[str], s3_endpoint: str = "") -> list[str]:
@@ -114,9 +115,13 @@ def pick_evenly(n_have: int, n_want: int) -> list[int]:
 
 
 def decode_sample(sample: dict, cfg: DataConfig, rng: random.Random) -> dict | None:
-    """Raw webdataset sample -> training example; None when it has none of ``langs``."""
+    """Raw webdataset sample -> training example; None when it has none of ``langs`` or
+    is not among ``videos`` (checked before any frame is decoded)."""
     present = [lang for lang in cfg.langs if text_ext(lang) in sample]
     if not present:
+        return None
+    meta = json.loads(sample["json"])
+    if cfg.videos is not None and meta["video_id"] not in cfg.videos:
         return None
     chosen = present if cfg.lang_mode == "all" else [rng.choice(present)]
     texts = {lang: sample[text_ext(lang)].decode("utf-8") for lang in chosen}
@@ -127,7 +132,6 @@ def decode_sample(sample: dict, cfg: DataConfig, rng: random.Random) -> dict | N
         jpegs = unpack_jpegs(sample[FRAMES_EXT])
         frames = [decode_jpeg(jpegs[i], cfg.frame_size) for i in pick_evenly(len(jpegs), cfg.n_frames)]
         video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
-    meta = json.loads(sample["json"])
     return {"key": sample["__key__"], "video_id": meta["video_id"], "video": video, "texts": texts}
 
 

@@ -206,8 +206,9 @@ def evaluate(rc: RecipeConfig, log=print) -> dict:
                 model, _ = load_checkpoint(run_dir(rc, variant, seed) / sub / "ckpt.pt")
                 if clips is None:
                     m = model.cfg
-                    dcfg = DataConfig(shards=str(data), lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size, shuffle=0)
-                    clips = one_per_caption(c for c in clip_stream(dcfg) if c["video_id"] in test_ids)
+                    dcfg = DataConfig(shards=str(data), lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size, shuffle=0,
+                                      videos=test_ids)
+                    clips = one_per_caption(clip_stream(dcfg))
                 res = evaluate_clips(model, tok, clips, LANGS)
                 results["runs"][run_key(variant, seed, protocol)] = res
                 log(f"[eval] {variant} seed {seed} {protocol}: en R@1 {res['en']['t2v']['R@1']:.1f}, "

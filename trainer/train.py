@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from multihowto.schemas.sample import LANGS
-from multihowto.trainer.data import DataConfig, clip_stream
+from multihowto.trainer.data import ClipDataset, DataConfig, clip_stream
 from multihowto.trainer.flops import count_flops, datasheet_bf16_tflops
 from multihowto.trainer.loss import video_text_loss
 from multihowto.trainer.model import ModelConfig, VideoTextModel
@@ -51,6 +51,12 @@ class TrainConfig:
     log_every: int = 25
     ckpt_every: int = 200
     num_threads: int = 0  # torch CPU threads; 0: torch's default
+    # False: decode the chosen clips once and keep them in memory (small datasets, such as
+    # the recipe's). True: stream the shards every epoch through a DataLoader of
+    # ``workers`` processes and a shuffle buffer (datasets larger than memory).
+    stream: bool = False
+    workers: int = 2
+    shuffle_buffer: int = 1000
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -66,14 +72,17 @@ def read_ids(path: str) -> frozenset[str] | None:
     return frozenset(line.strip() for line in Path(path).read_text().splitlines() if line.strip())
 
 
+def data_config(cfg: TrainConfig, langs: tuple[str, ...], videos: frozenset[str] | None, shuffle: int, seed: int) -> DataConfig:
+    m = cfg.model
+    return DataConfig(shards=cfg.data, langs=langs, lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size,
+                      use_features=m.feature_dim > 0, shuffle=shuffle, seed=seed, videos=videos)
+
+
 def load_clips(cfg: TrainConfig, langs: tuple[str, ...], videos: frozenset[str] | None, seed: int) -> list[dict]:
     """Stream the shards once and keep the decoded clips of the chosen videos that have
     at least one of ``langs`` in memory: the recipe's datasets are small, and decoding
     once per run instead of once per epoch is what keeps a CPU run short."""
-    m = cfg.model
-    dcfg = DataConfig(shards=cfg.data, langs=langs, lang_mode="all", n_frames=m.n_frames,
-                      frame_size=m.frame_size, use_features=m.feature_dim > 0, shuffle=0, seed=seed)
-    return [c for c in clip_stream(dcfg) if videos is None or c["video_id"] in videos]
+    return list(clip_stream(data_config(cfg, langs, videos, 0, seed)))
 
 
 def batches(clips: list[dict], batch_size: int, rng: random.Random):
@@ -83,6 +92,25 @@ def batches(clips: list[dict], batch_size: int, rng: random.Random):
         rng.shuffle(order)
         for i in range(0, len(order) - batch_size + 1, batch_size):
             yield [clips[j] for j in order[i : i + batch_size]]
+
+
+def streamed_batches(cfg: TrainConfig, langs: tuple[str, ...], videos: frozenset[str] | None, first_epoch: int):
+    """Endless batches streamed from the shards: each epoch a new shard and sample order
+    (``set_epoch``), the shards split between ``cfg.workers`` DataLoader processes and
+    between nodes. Only full batches are used."""
+    dataset = ClipDataset(data_config(cfg, langs, videos, cfg.shuffle_buffer, cfg.seed))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=list)
+    epoch = first_epoch
+    while True:
+        dataset.set_epoch(epoch)
+        full = 0
+        for batch in loader:
+            if len(batch) == cfg.batch_size:
+                full += 1
+                yield batch
+        if not full:
+            raise ValueError(f"an epoch of {cfg.data!r} gave no full batch of {cfg.batch_size} clips")
+        epoch += 1
 
 
 def augment(video: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -147,13 +175,17 @@ def train(cfg: TrainConfig, log=print) -> dict:
         rng.seed(cfg.seed + step)
         log(f"[train] resumed from {ckpt_path} at step {step}")
 
-    clips = load_clips(cfg, tuple(cfg.langs), read_ids(cfg.videos), cfg.seed)
-    if len(clips) < cfg.batch_size:
-        raise ValueError(f"{len(clips)} clips, fewer than one batch of {cfg.batch_size}")
+    if cfg.stream:
+        # a resumed stream starts a new epoch (its own order), not the middle of the last one
+        clips, data = None, streamed_batches(cfg, tuple(cfg.langs), read_ids(cfg.videos), first_epoch=step)
+    else:
+        clips = load_clips(cfg, tuple(cfg.langs), read_ids(cfg.videos), cfg.seed)
+        if len(clips) < cfg.batch_size:
+            raise ValueError(f"{len(clips)} clips, fewer than one batch of {cfg.batch_size}")
+        data = batches(clips, cfg.batch_size, rng)
     amp = device == "cuda" and torch.cuda.is_bf16_supported()
     metrics_file = open(out / "metrics.jsonl", "a", encoding="utf-8")
     history = []
-    data = batches(clips, cfg.batch_size, rng)
     gen = torch.Generator().manual_seed(cfg.seed + step)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {out.name}", unit="step", dynamic_ncols=True, mininterval=2)
     started, seen, flops, step_flops = time.perf_counter(), 0, 0, {}
@@ -198,7 +230,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             save_checkpoint(ckpt_path, model, opt, step, cfg)
     bar.close()
     metrics_file.close()
-    return {"steps": step, "clips": len(clips), "history": history, "device": device, "params": model.n_params(),
+    return {"steps": step, "clips": len(clips) if clips is not None else None, "history": history, "device": device, "params": model.n_params(),
             "flops_per_sample": round(flops / seen) if seen else None,
             **throughput(seen, flops, time.perf_counter() - started, peak)}
 

@@ -64,6 +64,31 @@ def test_dataloader_workers_split_shards_and_epochs_reshuffle(shards):
     assert sorted(second) == sorted(first) and second != first
 
 
+def test_a_split_of_videos_is_chosen_before_decoding(shards):
+    out, _ = shards
+    every = list(clip_stream(DataConfig(shards=str(out), shuffle=0)))
+    chosen = frozenset(sorted({c["video_id"] for c in every})[:3])
+    some = list(clip_stream(DataConfig(shards=str(out), shuffle=0, videos=chosen)))
+    assert [c["key"] for c in some] == [c["key"] for c in every if c["video_id"] in chosen] and 0 < len(some) < len(every)
+
+
+def test_streaming_training_learns_and_resumes(shards, tmp_path):
+    """--stream: a DataLoader of two workers decodes the shards every epoch."""
+    out, tok = shards
+    ids = tmp_path / "ids.txt"
+    every = list(clip_stream(DataConfig(shards=str(out), shuffle=0)))
+    ids.write_text("\n".join(sorted({c["video_id"] for c in every})[:-2]))
+    # the fixture's dataset is small (about 30 clips): batches of 6 keep several per epoch
+    cfg = TrainConfig(data=str(out), tokenizer=str(tok), out_dir=str(tmp_path / "run"), steps=60, batch_size=6, log_every=10,
+                      lr=2e-3, warmup=5, stream=True, workers=2, shuffle_buffer=16, videos=str(ids))
+    summary = train(cfg, log=lambda *_: None)
+    losses = [h["loss"] for h in summary["history"]]
+    assert summary["steps"] == 60 and summary["clips"] is None
+    assert sum(losses[-3:]) / 3 < losses[0] * 0.85, losses  # one batch of 6 per record: noisy, so a mean
+    more = train(TrainConfig(**{**cfg.__dict__, "steps": 70}), log=lambda *_: None)
+    assert [h["step"] for h in more["history"]] == [70]
+
+
 def test_nodes_split_the_shards_between_them(shards, monkeypatch):
     """As torchrun sets RANK and WORLD_SIZE: each node streams its own shards, shuffled,
     and together the nodes see every clip once."""
