@@ -110,17 +110,15 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from multihowto.schemas.sample import LANGS
-    from multihowto.trainer.data import DataConfig, clip_stream
+    from multihowto.trainer.data import clip_stream
     from multihowto.trainer.evaluate import evaluate_clips, results_table, write_results
     from multihowto.trainer.tokenizer import Tokenizer
-    from multihowto.trainer.train import load_checkpoint, read_ids
+    from multihowto.trainer.train import load_checkpoint, model_data_config, read_ids
 
     model, ckpt = load_checkpoint(args.ckpt)
     tok = Tokenizer(args.tokenizer or Path(args.data) / "tokenizer" / "spm.model")
     ids = read_ids(args.videos)
-    m = model.cfg
-    dcfg = DataConfig(shards=args.data, lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size, shuffle=0, videos=ids)
-    clips = list(clip_stream(dcfg))
+    clips = list(clip_stream(model_data_config(model.cfg, args.data, shuffle=0, videos=ids)))
     res = evaluate_clips(model, tok, clips, LANGS)
     print(f"{len(clips)} clips; checkpoint step {ckpt['step']}")
     print(results_table(res))

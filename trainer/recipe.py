@@ -98,13 +98,18 @@ def prepare(rc: RecipeConfig, log=print) -> Path:
     for split in SPLITS:
         (data / "splits" / f"{split}.txt").write_text("\n".join(v for v in all_ids if split_of(v) == split) + "\n")
     tok = data / "tokenizer" / "spm.model"
-    # keyed by the vocab size asked for (sentencepiece may give fewer pieces)
-    claim_folder(tok.parent, json.dumps({"vocab_size": rc.vocab_size}), "was trained for another vocab size: retraining it", log)
+    claim_folder(tok.parent, tokenizer_stamp(rc), "was trained for another vocab size: retraining it", log)
     if not tok.exists():
         pretrain_ids = {v for v in all_ids if split_of(v) == "pretrain"}
         train_tokenizer(corpus_texts(data, LANGS, pretrain_ids), tok, rc.vocab_size)
         log(f"[recipe] tokenizer {tok}")
     return data
+
+
+def tokenizer_stamp(rc: RecipeConfig) -> str:
+    """What the tokenizer folder is stamped with: the vocab size asked for (sentencepiece
+    may give fewer pieces)."""
+    return json.dumps({"vocab_size": rc.vocab_size})
 
 
 def use_prepared(rc: RecipeConfig) -> Path:
@@ -118,7 +123,7 @@ def use_prepared(rc: RecipeConfig) -> Path:
     missing = [str(p) for p in need if not p.exists()]
     if missing:
         raise RecipeNotPrepared(f"{missing[0]} is missing: run `mhowto recipe prepare` (on a machine with the pipeline) first")
-    if json.loads(tok_stamp.read_text()) != {"vocab_size": rc.vocab_size}:
+    if tok_stamp.read_text() != tokenizer_stamp(rc):
         raise RecipeNotPrepared(f"{data / 'tokenizer'} was trained for {tok_stamp.read_text()}, not vocab_size {rc.vocab_size}")
     return data
 
@@ -182,10 +187,10 @@ def pretrain(rc: RecipeConfig, log=print) -> None:
 
 def evaluate(rc: RecipeConfig, log=print) -> dict:
     from multihowto.schemas.config import load_region, region_path
-    from multihowto.trainer.data import DataConfig, clip_stream
+    from multihowto.trainer.data import clip_stream
     from multihowto.trainer.evaluate import evaluate_clips, mean_over
     from multihowto.trainer.tokenizer import Tokenizer
-    from multihowto.trainer.train import load_checkpoint, read_ids
+    from multihowto.trainer.train import load_checkpoint, model_data_config, read_ids
 
     cfg = load_region(region_path(rc.region, Path(rc.root)))
     data = Path(cfg.output)
@@ -205,10 +210,7 @@ def evaluate(rc: RecipeConfig, log=print) -> dict:
             for protocol, sub in FINETUNE_DIR.items():
                 model, _ = load_checkpoint(run_dir(rc, variant, seed) / sub / "ckpt.pt")
                 if clips is None:
-                    m = model.cfg
-                    dcfg = DataConfig(shards=str(data), lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size, shuffle=0,
-                                      videos=test_ids)
-                    clips = one_per_caption(clip_stream(dcfg))
+                    clips = one_per_caption(clip_stream(model_data_config(model.cfg, str(data), shuffle=0, videos=test_ids)))
                 res = evaluate_clips(model, tok, clips, LANGS)
                 results["runs"][run_key(variant, seed, protocol)] = res
                 log(f"[eval] {variant} seed {seed} {protocol}: en R@1 {res['en']['t2v']['R@1']:.1f}, "

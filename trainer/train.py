@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from multihowto.schemas.sample import LANGS
 from multihowto.trainer.data import ClipDataset, DataConfig, clip_stream
-from multihowto.trainer.flops import count_flops, datasheet_bf16_tflops
+from multihowto.trainer.flops import compute_dtype, count_flops, datasheet_bf16_tflops
 from multihowto.trainer.loss import video_text_loss
 from multihowto.trainer.model import ModelConfig, VideoTextModel
 from multihowto.trainer.tokenizer import Tokenizer
@@ -72,10 +72,15 @@ def read_ids(path: str) -> frozenset[str] | None:
     return frozenset(line.strip() for line in Path(path).read_text().splitlines() if line.strip())
 
 
+def model_data_config(m: ModelConfig, shards: str, **kw) -> DataConfig:
+    """The loader settings that give ``m`` its inputs (frames or features, how many, what
+    size), every language of each clip; ``kw`` sets the rest (videos, shuffle, seed)."""
+    return DataConfig(shards=shards, lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size,
+                      use_features=m.feature_dim > 0, **kw)
+
+
 def data_config(cfg: TrainConfig, langs: tuple[str, ...], videos: frozenset[str] | None, shuffle: int, seed: int) -> DataConfig:
-    m = cfg.model
-    return DataConfig(shards=cfg.data, langs=langs, lang_mode="all", n_frames=m.n_frames, frame_size=m.frame_size,
-                      use_features=m.feature_dim > 0, shuffle=shuffle, seed=seed, videos=videos)
+    return model_data_config(cfg.model, cfg.data, langs=langs, videos=videos, shuffle=shuffle, seed=seed)
 
 
 def load_clips(cfg: TrainConfig, langs: tuple[str, ...], videos: frozenset[str] | None, seed: int) -> list[dict]:
@@ -183,7 +188,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if len(clips) < cfg.batch_size:
             raise ValueError(f"{len(clips)} clips, fewer than one batch of {cfg.batch_size}")
         data = batches(clips, cfg.batch_size, rng)
-    amp = device == "cuda" and torch.cuda.is_bf16_supported()
+    amp = compute_dtype(device) == torch.bfloat16  # the bench reads the same rule
     metrics_file = open(out / "metrics.jsonl", "a", encoding="utf-8")
     history = []
     gen = torch.Generator().manual_seed(cfg.seed + step)
