@@ -121,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
 
     res: dict = {"device": device, "name": name, "dtype": str(dtype), "torch": torch.__version__,
                  "datasheet_bf16_tflops": peak}
-    res["ceiling_tflops"] = matmul_tflops(device, 8192 if gpu else 2048, iters=20 if gpu else 5, dtype=dtype)
-    print(f"  ceiling: {res['ceiling_tflops']:.3f} TFLOP/s ({8192 if gpu else 2048}^3 matmul)", flush=True)
+    n = 8192 if gpu else 2048
+    res["ceiling_tflops"] = matmul_tflops(device, n, iters=20 if gpu else 5, dtype=dtype)
+    print(f"  ceiling: {res['ceiling_tflops']:.3f} TFLOP/s ({n}^3 matmul)", flush=True)
     res["model_step"] = []
     for b in batches:
         r = model_step(device, b, args.vocab, steps)
@@ -132,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         res["trainer"] = trainer_loop(device, steps * 2, args.prepared, log=lambda *a, **k: None)
         t = res["trainer"]
         print(f"  trainer loop, batch {t['batch']}: {t['samples_per_s']:.0f} samples/s, {t['tflops']:.3f} TFLOP/s", flush=True)
+        same = next((r for r in res["model_step"] if r["batch"] == t["batch"]), None)
+        if same:
+            res["trainer_vs_model_step"] = t["samples_per_s"] / same["samples_per_s"]
     Path(args.out).write_text(json.dumps(res, indent=1))
 
     def frac(tflops: float, of: float | None) -> str:
@@ -146,14 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     for what, r in rows:
         print(f"| {what} | {r['batch']} | {r['samples_per_s']:.0f} | {r['tflops']:.3f} | "
               f"{frac(r['tflops'], res['ceiling_tflops'])} | {frac(r['tflops'], peak)} |")
-    print(f"| ceiling: {8192 if gpu else 2048}^3 matmul | - | - | {res['ceiling_tflops']:.3f} | 100% | {frac(res['ceiling_tflops'], peak)} |")
-    if "trainer" in res:
-        same = next((r for r in res["model_step"] if r["batch"] == res["trainer"]["batch"]), None)
-        if same:
-            res["trainer_vs_model_step"] = res["trainer"]["samples_per_s"] / same["samples_per_s"]
-            print(f"\ntrainer loop / model step at batch {same['batch']}: {res['trainer_vs_model_step']:.2f} "
-                  "(what the host's per-step work costs)")
-            Path(args.out).write_text(json.dumps(res, indent=1))
+    print(f"| ceiling: {n}^3 matmul | - | - | {res['ceiling_tflops']:.3f} | 100% | {frac(res['ceiling_tflops'], peak)} |")
+    if "trainer_vs_model_step" in res:
+        print(f"\ntrainer loop / model step at batch {res['trainer']['batch']}: {res['trainer_vs_model_step']:.2f} "
+              "(what the host's per-step work costs)")
     print(f"[bench-train] wrote {args.out}")
     return 0
 
