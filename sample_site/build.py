@@ -128,7 +128,7 @@ def _encode_video(cues: list[Cue], footage: Path, glyphs: list, out: Path, fps: 
     n = int(round(duration * fps))
     cmd = (
         ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{WIDTH}x{HEIGHT}", framerate=fps)
-        .output(str(out), vcodec="libx264", preset="veryfast", crf=28, pix_fmt="yuv420p", movflags="+faststart", r=fps)
+        .output(str(out), vcodec="libx264", preset="veryfast", crf=28, threads=1, pix_fmt="yuv420p", movflags="+faststart", r=fps)
         .global_args("-hide_banner", "-loglevel", "error")
         .overwrite_output()
         .compile(cmd=ffmpeg_exe())
