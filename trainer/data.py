@@ -156,17 +156,34 @@ def clip_stream(cfg: DataConfig, epoch: int = 0) -> Iterator[dict]:
 
 class ClipDataset(torch.utils.data.IterableDataset):
     """``clip_stream`` as an IterableDataset for a DataLoader (workers split shards).
-    Call ``set_epoch`` before each epoch for a new shard and sample order."""
 
-    def __init__(self, cfg: DataConfig):
+    One pass by default: call ``set_epoch`` before each pass for a new shard and sample
+    order. ``repeat=True``: each worker goes on by itself from ``set_epoch``'s epoch to
+    the next, for ever, so one DataLoader iterator (its workers started once) serves a
+    whole training run; a worker whose shards hold no chosen clip stops instead of
+    spinning."""
+
+    def __init__(self, cfg: DataConfig, repeat: bool = False):
         self.cfg = cfg
+        self.repeat = repeat
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
-        return clip_stream(self.cfg, self.epoch)
+        if not self.repeat:
+            yield from clip_stream(self.cfg, self.epoch)
+            return
+        epoch = self.epoch
+        while True:
+            empty = True
+            for clip in clip_stream(self.cfg, epoch):
+                empty = False
+                yield clip
+            if empty:
+                return
+            epoch += 1
 
 
 def collate(batch: list[dict]) -> dict:

@@ -100,22 +100,18 @@ def batches(clips: list[dict], batch_size: int, rng: random.Random):
 
 
 def streamed_batches(cfg: TrainConfig, langs: tuple[str, ...], videos: frozenset[str] | None, first_epoch: int):
-    """Endless batches streamed from the shards: each epoch a new shard and sample order
-    (``set_epoch``), the shards split between ``cfg.workers`` DataLoader processes and
-    between nodes. Only full batches are used."""
-    dataset = ClipDataset(data_config(cfg, langs, videos, cfg.shuffle_buffer, cfg.seed))
+    """Endless batches streamed from the shards by ``cfg.workers`` DataLoader processes,
+    started once: each worker reads its share of the shards (split by node, then by
+    worker) epoch after epoch, each epoch in a new shard and sample order; a batch may
+    span two epochs. Only full batches are used."""
+    dataset = ClipDataset(data_config(cfg, langs, videos, cfg.shuffle_buffer, cfg.seed), repeat=True)
+    dataset.set_epoch(first_epoch)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=list)
-    epoch = first_epoch
-    while True:
-        dataset.set_epoch(epoch)
-        full = 0
-        for batch in loader:
-            if len(batch) == cfg.batch_size:
-                full += 1
-                yield batch
-        if not full:
-            raise ValueError(f"an epoch of {cfg.data!r} gave no full batch of {cfg.batch_size} clips")
-        epoch += 1
+    for batch in loader:
+        if len(batch) == cfg.batch_size:
+            yield batch
+    # workers repeat for ever unless their shards hold no chosen clip at all
+    raise ValueError(f"no chosen clip in {cfg.data!r} (langs {', '.join(langs)})")
 
 
 def augment(video: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from multihowto.schemas.sample import LANGS
-from multihowto.trainer.data import DataConfig, clip_stream
+from multihowto.trainer.data import DataConfig, clip_stream, shard_urls
 from multihowto.trainer.evaluate import evaluate_clips
 from multihowto.trainer.tokenizer import Tokenizer, corpus_texts, train_tokenizer
 from multihowto.trainer.train import (
@@ -64,6 +64,32 @@ def test_dataloader_workers_split_shards_and_epochs_reshuffle(shards):
     assert sorted(second) == sorted(first) and second != first
 
 
+def test_a_repeating_dataset_goes_on_epoch_after_epoch_and_stops_only_when_empty(shards):
+    """repeat=True: one iterator serves many epochs, each one every clip once in a new
+    order; workers with no shard of their own end instead of spinning."""
+    from multihowto.trainer.data import ClipDataset
+
+    out, _ = shards
+    cfg = DataConfig(shards=str(out), n_frames=2, frame_size=32, shuffle=50, seed=1)
+    n = len(list(clip_stream(DataConfig(shards=str(out), shuffle=0))))
+    ds = ClipDataset(cfg, repeat=True)
+    ds.set_epoch(5)
+    it = iter(ds)
+    epochs = [[next(it)["key"] for _ in range(n)] for _ in range(3)]
+    assert all(sorted(e) == sorted(epochs[0]) and len(set(e)) == n for e in epochs)
+    assert len({tuple(e) for e in epochs}) == 3
+    assert epochs[0] == [c["key"] for c in clip_stream(cfg, epoch=5)]  # set_epoch picks the first
+    # more workers than shards: the idle ones stop, the others go on for ever
+    one_shard = DataConfig(shards=shard_urls(str(out))[0], n_frames=2, frame_size=32, shuffle=0)
+    m = len(list(clip_stream(one_shard)))
+    loader = torch.utils.data.DataLoader(ClipDataset(one_shard, repeat=True), batch_size=1, num_workers=2, collate_fn=list)
+    taken = [b[0]["key"] for b, _ in zip(loader, range(3 * m), strict=False)]
+    assert len(taken) == 3 * m and all(taken.count(k) == 3 for k in set(taken))
+    # no chosen clip anywhere: the stream ends (and training says why) instead of hanging
+    none = DataConfig(shards=str(out), videos=frozenset({"no-such-video"}))
+    assert list(ClipDataset(none, repeat=True)) == []
+
+
 def test_a_split_of_videos_is_chosen_before_decoding(shards):
     out, _ = shards
     every = list(clip_stream(DataConfig(shards=str(out), shuffle=0)))
@@ -73,7 +99,7 @@ def test_a_split_of_videos_is_chosen_before_decoding(shards):
 
 
 def test_streaming_training_learns_and_resumes(shards, tmp_path):
-    """--stream: a DataLoader of two workers decodes the shards every epoch."""
+    """--stream: a DataLoader of two workers, started once, decodes the shards every epoch."""
     out, tok = shards
     ids = tmp_path / "ids.txt"
     every = list(clip_stream(DataConfig(shards=str(out), shuffle=0)))
@@ -87,6 +113,10 @@ def test_streaming_training_learns_and_resumes(shards, tmp_path):
     assert sum(losses[-3:]) / 3 < losses[0] * 0.85, losses  # one batch of 6 per record: noisy, so a mean
     more = train(TrainConfig(**{**cfg.__dict__, "steps": 70}), log=lambda *_: None)
     assert [h["step"] for h in more["history"]] == [70]
+    nothing = tmp_path / "none.txt"
+    nothing.write_text("no-such-video\n")
+    with pytest.raises(ValueError, match="no chosen clip"):
+        train(TrainConfig(**{**cfg.__dict__, "videos": str(nothing), "out_dir": str(tmp_path / "none")}), log=lambda *_: None)
 
 
 def test_nodes_split_the_shards_between_them(shards, monkeypatch):
