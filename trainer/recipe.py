@@ -76,14 +76,21 @@ def split_of(video_id: str) -> str:
     return "pretrain" if h < 6 else "finetune" if h < 8 else "test"
 
 
+def region(rc: RecipeConfig):
+    """The recipe's region profile (deploy/regions/{rc.region}.yaml under ``rc.root``):
+    where its site is built and its dataset written."""
+    from multihowto.schemas.config import load_region, region_path
+
+    return load_region(region_path(rc.region, Path(rc.root)))
+
+
 def prepare(rc: RecipeConfig, log=print) -> Path:
     """Build the recipe site and dataset, the split files and the tokenizer."""
     from multihowto.pipeline.run import run_dataset
     from multihowto.sample_site.build import build_site
-    from multihowto.schemas.config import load_region, region_path
     from multihowto.trainer.tokenizer import corpus_texts, train_tokenizer
 
-    cfg = load_region(region_path(rc.region, Path(rc.root)))
+    cfg = region(rc)
     t = time.perf_counter()
     site = build_site(Path(cfg.source.site_dir), rc.site)
     log(f"[recipe] site {cfg.source.site_dir} ready ({time.perf_counter() - t:.0f}s)")
@@ -115,9 +122,7 @@ def tokenizer_stamp(rc: RecipeConfig) -> str:
 def use_prepared(rc: RecipeConfig) -> Path:
     """The dataset folder an earlier ``prepare`` completed, checked but not rebuilt: its
     stamp, split files and a tokenizer of the configured vocabulary size must be there."""
-    from multihowto.schemas.config import load_region, region_path
-
-    data = Path(load_region(region_path(rc.region, Path(rc.root))).output)
+    data = Path(region(rc).output)
     tok_stamp = data / "tokenizer" / BUILT_FROM
     need = [data / BUILT_FROM, *(data / "splits" / f"{s}.txt" for s in SPLITS), data / "tokenizer" / "spm.model", tok_stamp]
     missing = [str(p) for p in need if not p.exists()]
@@ -186,14 +191,12 @@ def pretrain(rc: RecipeConfig, log=print) -> None:
 
 
 def evaluate(rc: RecipeConfig, log=print) -> dict:
-    from multihowto.schemas.config import load_region, region_path
     from multihowto.trainer.data import clip_stream
     from multihowto.trainer.evaluate import evaluate_clips, mean_over
     from multihowto.trainer.tokenizer import Tokenizer
     from multihowto.trainer.train import load_checkpoint, model_data_config, read_ids
 
-    cfg = load_region(region_path(rc.region, Path(rc.root)))
-    data = Path(cfg.output)
+    data = Path(region(rc).output)
     missing = [str(p) for p in [data / "tokenizer" / "spm.model",
                                 *(run_dir(rc, v, seed) / d / "ckpt.pt" for seed in rc.seeds for v in VARIANTS for d in FINETUNE_DIR.values())]
                if not p.exists()]

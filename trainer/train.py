@@ -106,10 +106,9 @@ def streamed_batches(cfg: TrainConfig, langs: tuple[str, ...], videos: frozenset
     span two epochs. Only full batches are used."""
     dataset = ClipDataset(data_config(cfg, langs, videos, cfg.shuffle_buffer, cfg.seed), repeat=True)
     dataset.set_epoch(first_epoch)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=list)
-    for batch in loader:
-        if len(batch) == cfg.batch_size:
-            yield batch
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
+                                         collate_fn=list, drop_last=True)
+    yield from loader
     # workers repeat for ever unless their shards hold no chosen clip at all
     raise ValueError(f"no chosen clip in {cfg.data!r} (langs {', '.join(langs)})")
 
@@ -262,6 +261,7 @@ def throughput(samples: int, flops: int, seconds: float, peak_tflops: float | No
     if peak_tflops:
         out["mfu"] = round(tflops / peak_tflops, 5)
     return out
+
 
 def read_history(out_dir: str | Path) -> list[dict]:
     """A run's logged metrics over all its sessions, one record per step (``train``'s
