@@ -238,8 +238,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
 def train_step(model: VideoTextModel, opt: torch.optim.Optimizer, video: torch.Tensor, text_a: tuple[torch.Tensor, torch.Tensor],
                text_b: tuple[torch.Tensor, torch.Tensor] | None, xling_weight: float, grad_clip: float, amp: bool) -> dict:
     """One optimizer step on a batch already on the device: forward under bf16 autocast
-    when ``amp``, the losses, backward, clipping, update. Returns the loss tensors."""
-    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+    when ``amp`` (on the batch's device type, so a CPU test runs the GPU's bf16 path),
+    the losses, backward, clipping, update. Returns the loss tensors."""
+    with torch.autocast(device_type=video.device.type, dtype=torch.bfloat16, enabled=amp):
         v = model.video(video)
         ta = model.text(*text_a)
         tb = model.text(*text_b) if text_b is not None else None
