@@ -106,5 +106,13 @@ class VideoTextModel(nn.Module):
     def scale(self) -> torch.Tensor:
         return self.logit_scale.exp().clamp(max=100)
 
+    def forward(self, video: torch.Tensor, text_a: tuple[torch.Tensor, torch.Tensor],
+                text_b: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """A training step's embeddings in one call (what DDP wraps): the video, one text
+        per clip, optionally a second text per clip (another language), and the scale."""
+        v, ta = self.video(video), self.text(*text_a)  # this order: the dropout masks follow it
+        tb = self.text(*text_b) if text_b is not None else None
+        return v, ta, tb, self.scale()
+
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

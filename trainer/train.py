@@ -4,7 +4,8 @@
 
 AdamW, linear warmup then cosine decay, gradient clipping, bf16 autocast and the GPU
 when present, checkpoint every ``ckpt_every`` steps and resume from the last one,
-metrics to ``{out_dir}/metrics.jsonl``. ``main(argv)`` is what the CLI calls.
+metrics to ``{out_dir}/metrics.jsonl``. ``main(argv)`` is what the CLI calls. Under
+``torchrun -m multihowto.trainer.train`` it trains data-parallel (:mod:`.distributed`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ import torch
 from tqdm import tqdm
 
 from multihowto.schemas.sample import LANGS
-from multihowto.trainer.data import ClipDataset, DataConfig, clip_stream
+from multihowto.trainer.data import ClipDataset, DataConfig, clip_stream, shard_urls
+from multihowto.trainer.distributed import (
+    ALONE,
+    World,
+    all_true,
+    barrier,
+    reduce,
+    start,
+    stop,
+    world_from_env,
+)
 from multihowto.trainer.flops import compute_dtype, count_flops, datasheet_bf16_tflops
 from multihowto.trainer.loss import video_text_loss
 from multihowto.trainer.model import ModelConfig, VideoTextModel
@@ -146,13 +157,30 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[VideoTextMod
     return model, ckpt
 
 
+def rank_seed(seed: int, world: World) -> int:
+    """Each process's own draws (batches, languages, augmentation); process 0's are those
+    of a single-process run."""
+    return seed + 1_000_003 * world.rank
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
-    """Train; returns a summary with the first and last logged losses."""
+    """Train; returns a summary with the first and last logged losses. Under torchrun
+    every process calls this; the first one logs and writes the checkpoints."""
+    world = world_from_env()
+    device = start(world, pick_device(cfg.device))
+    try:
+        summary = _train(cfg, world, device, log if world.main else (lambda *_: None))
+        barrier(world)  # the last checkpoint is written before any process returns
+        return summary
+    finally:  # after an error, no collective: torchrun stops the other processes
+        stop(world)
+
+
+def _train(cfg: TrainConfig, world: World, device: str, log) -> dict:
     torch.manual_seed(cfg.seed)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    rng = random.Random(cfg.seed)
-    device = pick_device(cfg.device)
+    rng = random.Random(rank_seed(cfg.seed, world))
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer(cfg.tokenizer or Path(cfg.data) / "tokenizer" / "spm.model")
@@ -161,6 +189,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if cfg.init_from:
         init, _ = load_checkpoint(cfg.init_from, device)
         model.load_state_dict(init.state_dict())
+    if world.size > 1 and device.startswith("cuda"):
+        # batch statistics over the global batch (same parameters, same state_dict keys)
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -172,22 +203,31 @@ def train(cfg: TrainConfig, log=print) -> dict:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
-        rng.seed(cfg.seed + step)
+        rng.seed(rank_seed(cfg.seed + step, world))
         log(f"[train] resumed from {ckpt_path} at step {step}")
 
+    net = model
+    if world.size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
     if cfg.stream:
+        if len(shard_urls(cfg.data)) < world.size:
+            raise ValueError(f"{len(shard_urls(cfg.data))} shards in {cfg.data!r} for {world.size} processes: each needs one at least")
         # a resumed stream starts a new epoch (its own order), not the middle of the last one
-        clips, data = None, streamed_batches(cfg, tuple(cfg.langs), read_ids(cfg.videos), first_epoch=step)
+        n_clips, data = None, streamed_batches(cfg, tuple(cfg.langs), read_ids(cfg.videos), first_epoch=step)
     else:
+        # under torchrun each process reads its own shards (split by node, as streaming does)
         clips = load_clips(cfg, tuple(cfg.langs), read_ids(cfg.videos), cfg.seed)
-        if len(clips) < cfg.batch_size:
-            raise ValueError(f"{len(clips)} clips, fewer than one batch of {cfg.batch_size}")
+        n_clips, fewest = reduce(len(clips), world), reduce(len(clips), world, "min")
+        if fewest < cfg.batch_size:  # the same test in every process
+            per = f" ({fewest} in the process with the fewest)" if world.size > 1 else ""
+            raise ValueError(f"{n_clips} clips{per}, fewer than one batch of {cfg.batch_size}")
         data = batches(clips, cfg.batch_size, rng)
     amp = compute_dtype(device) == torch.bfloat16  # the bench reads the same rule
-    metrics_file = open(out / "metrics.jsonl", "a", encoding="utf-8")
+    metrics_file = open(out / "metrics.jsonl", "a", encoding="utf-8") if world.main else None
     history = []
-    gen = torch.Generator().manual_seed(cfg.seed + step)
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {out.name}", unit="step", dynamic_ncols=True, mininterval=2)
+    gen = torch.Generator().manual_seed(rank_seed(cfg.seed + step, world))
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {out.name}", unit="step", dynamic_ncols=True, mininterval=2,
+               disable=not world.main)
     started, seen, flops, step_flops = time.perf_counter(), 0, 0, {}
     peak = datasheet_bf16_tflops(device) if amp else None
     model.train()
@@ -201,7 +241,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             langs_a.append(a)
             texts_a.append(clip["texts"][a])
             texts_b.append(clip["texts"][rng.choice(others)] if others else None)
-        use_xling = cfg.xling_weight > 0 and all(t is not None for t in texts_b)
+        use_xling = all_true(cfg.xling_weight > 0 and all(t is not None for t in texts_b), world)
         video = torch.stack([c["video"] for c in batch])
         if cfg.augment:
             video = augment(video, gen)
@@ -210,41 +250,46 @@ def train(cfg: TrainConfig, log=print) -> dict:
         text_b = tuple(t.to(device) for t in tok.encode(texts_b, mcfg.max_len)) if use_xling else None
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        one_step = functools.partial(train_step, model, opt, video, text_a, text_b, cfg.xling_weight, cfg.grad_clip, amp)
+        one_step = functools.partial(train_step, net, opt, video, text_a, text_b, cfg.xling_weight, cfg.grad_clip, amp, world)
         if use_xling not in step_flops:  # a step's shape is fixed but for the cross-lingual term
             losses, step_flops[use_xling] = count_flops(one_step)
         else:
             losses = one_step()
-        flops += step_flops[use_xling]
+        flops += step_flops[use_xling] * world.size  # every process runs the same shapes
         step += 1
-        seen += len(batch)
+        seen += len(batch) * world.size
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
             rec = {"step": step, "lr": lr_at(step - 1, cfg), **{k: round(v.item(), 4) for k, v in losses.items()},
                    **throughput(seen, flops, time.perf_counter() - started, peak)}
+            if world.size > 1:
+                rec["processes"] = world.size
             history.append(rec)
-            metrics_file.write(json.dumps(rec) + "\n")
-            metrics_file.flush()
             bar.set_postfix(loss=rec["loss"])
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if world.main:
+                metrics_file.write(json.dumps(rec) + "\n")
+                metrics_file.flush()
+        if world.main and (step % cfg.ckpt_every == 0 or step == cfg.steps):
             save_checkpoint(ckpt_path, model, opt, step, cfg)
     bar.close()
-    metrics_file.close()
-    return {"steps": step, "clips": len(clips) if clips is not None else None, "history": history, "device": device, "params": model.n_params(),
+    if metrics_file:
+        metrics_file.close()
+    return {"steps": step, "clips": n_clips, "history": history, "device": device, "params": model.n_params(),
+            "processes": world.size,
             "flops_per_sample": round(flops / seen) if seen else None,
             **throughput(seen, flops, time.perf_counter() - started, peak)}
 
 
-def train_step(model: VideoTextModel, opt: torch.optim.Optimizer, video: torch.Tensor, text_a: tuple[torch.Tensor, torch.Tensor],
-               text_b: tuple[torch.Tensor, torch.Tensor] | None, xling_weight: float, grad_clip: float, amp: bool) -> dict:
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, video: torch.Tensor, text_a: tuple[torch.Tensor, torch.Tensor],
+               text_b: tuple[torch.Tensor, torch.Tensor] | None, xling_weight: float, grad_clip: float, amp: bool,
+               world: World = ALONE) -> dict:
     """One optimizer step on a batch already on the device: forward under bf16 autocast
     when ``amp`` (on the batch's device type, so a CPU test runs the GPU's bf16 path),
-    the losses, backward, clipping, update. Returns the loss tensors."""
+    the losses (over the global batch under torchrun), backward, clipping, update.
+    ``model`` is a VideoTextModel or its DDP wrapper. Returns the loss tensors."""
     with torch.autocast(device_type=video.device.type, dtype=torch.bfloat16, enabled=amp):
-        v = model.video(video)
-        ta = model.text(*text_a)
-        tb = model.text(*text_b) if text_b is not None else None
-        losses = video_text_loss(v.float(), ta.float(), model.scale(), tb.float() if tb is not None else None, xling_weight)
+        v, ta, tb, scale = model(video, text_a, text_b)
+        losses = video_text_loss(v.float(), ta.float(), scale, tb.float() if tb is not None else None, xling_weight, world)
     opt.zero_grad(set_to_none=True)
     losses["loss"].backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -311,5 +356,10 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     summary = train(parse_args(argv))
-    print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
+    if world_from_env().main:
+        print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
     return 0
+
+
+if __name__ == "__main__":  # torchrun ... -m multihowto.trainer.train
+    raise SystemExit(main())

@@ -9,7 +9,7 @@ from PIL import Image
 from multihowto.schemas.sample import LANGS
 from multihowto.trainer.data import DataConfig, clip_stream, shard_urls
 from multihowto.trainer.evaluate import evaluate_clips
-from multihowto.trainer.tokenizer import Tokenizer, corpus_texts, train_tokenizer
+from multihowto.trainer.tokenizer import Tokenizer, corpus_texts
 from multihowto.trainer.train import (
     TrainConfig,
     load_checkpoint,
@@ -20,13 +20,6 @@ from multihowto.trainer.train import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def shards(built_dataset, tmp_path_factory):
-    _, out, _ = built_dataset
-    tok = train_tokenizer(corpus_texts(out), tmp_path_factory.mktemp("tok") / "spm.model", vocab_size=300)
-    return out, tok
 
 
 def test_tokenizer_covers_every_language(shards):
