@@ -4,6 +4,7 @@
     langid_ratio             bare fastText predict on the same lines / our LID operator
     loader_ratio             raw read of the same tars / the trainer's loader (decoded, its workers)
     end_to_end_ratio         the sum of the stage limits spread over the cores / our pipeline on Ray
+                             (the local profile's layout; the other ``concurrency.fuse`` layouts too)
     scaling_2_workers_ratio  frame stage on Ray with 1 actor / with 2 actors
 
 A ratio of 1 means "as fast as the limit". Medians over ``--repeats`` runs, min-max
@@ -176,27 +177,37 @@ def stage_limits(site: Path, base_url: str, output: Path, replicate: int) -> dic
 
 
 def bench_end_to_end(site: Path, work: Path, repeats: int, replicate: int) -> dict:
+    import dataclasses
+
     from multihowto.pipeline.ray_runner import cluster_cpus
     from multihowto.pipeline.run import run_dataset
     from multihowto.sample_site.server import serve
-    from multihowto.schemas.config import RegionConfig, SourceConfig
+    from multihowto.schemas.config import FUSE_MODES, RegionConfig, SourceConfig, load_region
 
     cpus = cluster_cpus("local")
+    local = load_region(ROOT / "deploy" / "regions" / "local.yaml").concurrency
+    layouts = [local.fuse] + [m for m in FUSE_MODES if m != local.fuse]
+    by_layout = {}
     with serve(site) as base:
         manifest = work / "manifest.csv"
         n = replicated_manifest(site, base, replicate, manifest)
-        results, last_out = [], None
-        for r in range(repeats):
-            out = work / f"e2e-{r}"
-            shutil.rmtree(out, ignore_errors=True)
-            cfg = RegionConfig(output=str(out), source=SourceConfig(kind="manifest", manifest=str(manifest)))
-            t = time.perf_counter()
-            summary = run_dataset(cfg, log=lambda *_: None)
-            results.append((time.perf_counter() - t, summary.clips))
-            last_out = out
+        for fuse in layouts:
+            results, last_out = [], None
+            for r in range(repeats):
+                out = work / f"e2e-{fuse}-{r}"
+                shutil.rmtree(out, ignore_errors=True)
+                cfg = RegionConfig(output=str(out), source=SourceConfig(kind="manifest", manifest=str(manifest)),
+                                   concurrency=dataclasses.replace(local, fuse=fuse))
+                t = time.perf_counter()
+                summary = run_dataset(cfg, log=lambda *_: None)
+                results.append((time.perf_counter() - t, summary.clips))
+                last_out = out
+            by_layout[fuse] = (results, last_out)
+        results, last_out = by_layout[local.fuse]
         limits = stage_limits(site, base, last_out, replicate)
     walls = [w for w, _ in results]
     clips = results[-1][1]
+    assert all(res[-1][1] == clips for res, _ in by_layout.values()), "layouts made different datasets"
     _, truth = good_videos(site)
     video_seconds = sum(t["duration"] for t in truth.values() if not t["corrupt"]) * replicate
     ours = {"median_s": statistics.median(walls), "min_s": min(walls), "max_s": max(walls), "runs": len(walls)}
@@ -218,6 +229,8 @@ def bench_end_to_end(site: Path, work: Path, repeats: int, replicate: int) -> di
         "stage_limits_s": limits,
         "stage_time_in_pipeline_s": stats,
         "dataset": str(last_out),
+        "layout": local.fuse,
+        "layouts_s": {fuse: statistics.median(w for w, _ in res) for fuse, (res, _) in by_layout.items()},
     }
 
 
@@ -284,7 +297,7 @@ def bench_scaling(site: Path, repeats: int, copies: int = 8) -> dict:
 
     def run(actors: int):
         done = []
-        run_stages(copy.deepcopy(items), [(ExtractFrames, (cfg,), actors, 1.0)], done.append)
+        run_stages(copy.deepcopy(items), [(((ExtractFrames, (cfg,)),), actors, 1.0)], done.append)
         assert len(done) == len(items) and all(d["status"] == "ok" for d in done)
 
     def bare(parallel: int):
@@ -394,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         ("frames vs bare ffmpeg decode", "frames", f"{res['frames']['limit']['median_s']:.2f}s bare vs {res['frames']['ours']['median_s']:.2f}s ours, {res['frames']['videos']} videos"),
         ("LID vs bare fastText predict", "langid", f"{res['langid']['lines']} lines: {res['langid']['limit']['median_s']:.3f}s vs {res['langid']['ours']['median_s']:.3f}s"),
         ("loader (decoded) vs raw tar read", "loader", f"{res['loader']['limit']['median_s']:.3f}s raw vs {res['loader']['ours']['median_s']:.3f}s, {res['loader']['workers']} workers; one process: {fmt(res['loader']['single_process_ratio'])}"),
-        ("end to end vs sum of stage limits", "end_to_end", f"{e['videos']} videos, {e['clips']} clips in {e['ours']['median_s']:.1f}s; limit {e['limit']['median_s']:.1f}s on {e['cpus']} CPUs"),
+        ("end to end vs sum of stage limits", "end_to_end", f"{e['videos']} videos, {e['clips']} clips in {e['ours']['median_s']:.1f}s (fuse: {e['layout']}); limit {e['limit']['median_s']:.1f}s on {e['cpus']} CPUs"),
         ("2 vs 1 frame workers on Ray", "scaling", f"{res['scaling']['one_worker']['median_s']:.1f}s vs {res['scaling']['two_workers']['median_s']:.1f}s, {res['scaling']['videos']} videos; the same ffmpeg runs 2 vs 1 at a time without Ray: {fmt(res['scaling']['bare_ratio'])}"),
     ]
     for name, key, detail in rows:
@@ -403,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {fmt(r)} | >= {targets[key]} {ok} | {detail} |")
     print()
     print(f"end to end: {e['clips_per_s']:.1f} clips/s, {e['video_hours_per_core_hour']:.2f} video-hours per core-hour")
+    print("end to end by concurrency.fuse layout (s): " + ", ".join(f"{k} {v:.1f}" for k, v in e["layouts_s"].items()))
     print("stage limits (s, one core): " + ", ".join(f"{k} {v:.2f}" for k, v in e["stage_limits_s"].items()))
     print("stage time in the pipeline (s, summed over videos): " + ", ".join(f"{k} {v:.2f}" for k, v in e["stage_time_in_pipeline_s"].items()))
     if "memory" in res:

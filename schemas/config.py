@@ -113,15 +113,29 @@ class FeaturesConfig:
     std: tuple[float, ...] = IMAGENET_STD
 
 
+FUSE_MODES = ("none", "light", "all")
+
+
 @dataclass(frozen=True)
 class ConcurrencyConfig:
-    """Actors per stage; 0 for ``frames`` means one per CPU core Ray sees."""
+    """Actors per stage; 0 for ``frames`` means one per CPU core Ray sees.
+
+    ``fuse`` sets which stages share an actor (a video goes through them in turn there,
+    nothing crossing Ray's object store between them):
+    ``none``: every stage its own pool, each of its own size (to profile a stage);
+    ``light``: subtitles, langid and align run in the ``download`` actors, frames in its
+    own pool: downloads that wait on the network overlap, one frame actor per core
+    decodes (remote sources);
+    ``all``: one pool of ``frames`` actors runs every stage: best where a download costs
+    CPU rather than waiting (the sample site on loopback, a small machine).
+    """
 
     download: int = 4
     subtitles: int = 1
     langid: int = 1
     align: int = 1
     frames: int = 0
+    fuse: str = "light"
 
 
 @dataclass(frozen=True)
@@ -245,6 +259,8 @@ def validate(cfg: RegionConfig) -> RegionConfig:
             bad(f"concurrency.{name}", "must be >= 1")
     if cfg.concurrency.frames < 0:
         bad("concurrency.frames", "must be >= 0 (0: one per core)")
+    if cfg.concurrency.fuse not in FUSE_MODES:
+        bad("concurrency.fuse", f"must be one of {', '.join(FUSE_MODES)}")
     if not 0 < cfg.langid.accept_floor < cfg.langid.reject_score <= 1:
         bad("langid.accept_floor", "need 0 < accept_floor < reject_score <= 1")
     for lang, floor in cfg.langid.accept_floor_per_lang.items():
