@@ -5,7 +5,13 @@ import dataclasses
 import pytest
 
 from multihowto.pipeline.ray_runner import stage_plan
-from multihowto.schemas.config import ConcurrencyConfig, ConfigError, FeaturesConfig, RegionConfig, validate
+from multihowto.schemas.config import (
+    ConcurrencyConfig,
+    ConfigError,
+    FeaturesConfig,
+    RegionConfig,
+    validate,
+)
 
 
 def names(pools):
