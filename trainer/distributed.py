@@ -89,6 +89,18 @@ def reduce(x: int, world: World, op: str = "sum") -> int:
     return int(t.item())
 
 
+def mean(values: dict[str, float], world: World) -> dict[str, float]:
+    """Each value averaged over every process (one all-reduce): a logged loss is the
+    global batch's, not the first process's share of it."""
+    if world.size == 1 or not values:
+        return values
+    t = torch.tensor(list(values.values()), dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t)
+    return dict(zip(values, (t / world.size).tolist(), strict=True))
+
+
 def all_true(flag: bool, world: World) -> bool:
     """Whether ``flag`` holds in every process: a step's shape (with or without the
     cross-lingual term) must be the same everywhere, or the collectives would not match."""

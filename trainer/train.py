@@ -30,6 +30,7 @@ from multihowto.trainer.distributed import (
     World,
     all_true,
     barrier,
+    mean,
     reduce,
     start,
     stop,
@@ -260,7 +261,8 @@ def _train(cfg: TrainConfig, world: World, device: str, log) -> dict:
         seen += len(batch) * world.size
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            rec = {"step": step, "lr": lr_at(step - 1, cfg), **{k: round(v.item(), 4) for k, v in losses.items()},
+            global_losses = mean({k: v.item() for k, v in losses.items()}, world)
+            rec = {"step": step, "lr": lr_at(step - 1, cfg), **{k: round(v, 4) for k, v in global_losses.items()},
                    **throughput(seen, flops, time.perf_counter() - started, peak)}
             if world.size > 1:
                 rec["processes"] = world.size

@@ -4,14 +4,14 @@
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/trainer/ddp_probe.py OUT.pt
 
 Each process takes its own rows of the same joint batch; the first one saves the loss
-and the gradients (after DDP has averaged them) to OUT.pt. test_distributed.py compares.
+averaged over the processes and the gradients (after DDP has averaged them) to OUT.pt. test_distributed.py compares.
 """
 
 import sys
 
 import torch
 
-from multihowto.trainer.distributed import start, stop, world_from_env
+from multihowto.trainer.distributed import mean, start, stop, world_from_env
 from multihowto.trainer.model import ModelConfig, VideoTextModel
 from multihowto.trainer.train import train_step
 
@@ -45,8 +45,9 @@ def main(out: str) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # keeps the weights, leaves the gradients
     losses = train_step(net, opt, video[rows], (ta[0][rows], ta[1][rows]), (tb[0][rows], tb[1][rows]),
                         xling_weight=0.5, grad_clip=1e9, amp=False, world=world)
+    loss = mean({"loss": losses["loss"].item()}, world)["loss"]  # the global batch's, as train() logs it
     if world.main:
-        torch.save({"world": world.size, "loss": losses["loss"].detach(),
+        torch.save({"world": world.size, "loss": loss,
                     "grads": {n: p.grad.clone() for n, p in model.named_parameters()}}, out)
     stop(world)
 

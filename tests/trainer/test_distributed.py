@@ -32,6 +32,7 @@ def test_two_processes_take_the_step_one_process_takes_on_their_joint_batch(tmp_
     assert two.returncode == 0, two.stderr
     alone, split = (torch.load(tmp_path / f, weights_only=True) for f in ("one.pt", "two.pt"))
     assert (alone["world"], split["world"]) == (1, 2)
+    assert split["loss"] == pytest.approx(alone["loss"], rel=1e-5)  # the mean of the halves' losses is the whole's
     assert alone["grads"].keys() == split["grads"].keys()
     for name, g in alone["grads"].items():
         assert g.abs().max() > 0 or name.endswith("bias"), name
