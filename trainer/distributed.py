@@ -6,8 +6,8 @@
 one process and nothing here does anything. Each process streams its own shards (the
 loader splits them by node), computes its batch, and gathers every process's embeddings
 so the contrastive loss sees the global batch as negatives, as CLIP-style training does.
-The gather keeps the gradient (``torch.distributed.nn``), so with DDP averaging the
-gradients, ``world`` processes of batch ``B`` take exactly the step that one process of
+The gather keeps the gradient (the functional all-gather's backward is a reduce-scatter),
+so with DDP averaging the gradients, ``world`` processes of batch ``B`` take exactly the step that one process of
 batch ``world × B`` would (``tests/trainer/test_distributed.py`` checks this).
 """
 
@@ -51,19 +51,25 @@ def start(world: World, device: str) -> str:
     if device.startswith("cuda"):
         device = f"cuda:{world.local_rank}"
         torch.cuda.set_device(device)
+    global _owned, _host_group
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-        _started.append(True)
+        _owned = True
+    # the small agreements below go through gloo on CPU tensors: over NCCL each would
+    # copy to the GPU and wait for it (``.item()``) on every step
+    _host_group = dist.new_group(backend="gloo") if dist.get_backend() == "nccl" else None
     return device
 
 
-_started: list[bool] = []  # whether start() made the process group (a caller's own one stays)
+_owned = False  # whether start() made the process group (a caller's own one stays)
+_host_group = None  # the group for host-side collectives; None: the default (gloo) group
 
 
 def stop(world: World) -> None:
-    if world.size > 1 and _started and dist.is_initialized():
+    global _owned, _host_group
+    if world.size > 1 and _owned and dist.is_initialized():
         dist.destroy_process_group()
-        _started.clear()
+        _owned, _host_group = False, None
 
 
 def gather(x: torch.Tensor, world: World) -> torch.Tensor:
@@ -78,15 +84,18 @@ def gather(x: torch.Tensor, world: World) -> torch.Tensor:
     return wait_tensor(all_gather_single(x.contiguous(), 0, dist.group.WORLD))
 
 
+def _all_reduce(values: list, dtype: torch.dtype, op=dist.ReduceOp.SUM) -> list:
+    """One all-reduce of a few host-side numbers, on the CPU."""
+    t = torch.tensor(values, dtype=dtype)
+    dist.all_reduce(t, op=op, group=_host_group)
+    return t.tolist()
+
+
 def reduce(x: int, world: World, op: str = "sum") -> int:
     """``x`` summed (``op="sum"``) or its least value (``"min"``) over every process."""
     if world.size == 1:
         return x
-    t = torch.tensor([int(x)], dtype=torch.int64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t, op={"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN}[op])
-    return int(t.item())
+    return _all_reduce([int(x)], torch.int64, {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN}[op])[0]
 
 
 def mean(values: dict[str, float], world: World) -> dict[str, float]:
@@ -94,11 +103,8 @@ def mean(values: dict[str, float], world: World) -> dict[str, float]:
     global batch's, not the first process's share of it."""
     if world.size == 1 or not values:
         return values
-    t = torch.tensor(list(values.values()), dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t)
-    return dict(zip(values, (t / world.size).tolist(), strict=True))
+    totals = _all_reduce(list(values.values()), torch.float64)
+    return {k: v / world.size for k, v in zip(values, totals, strict=True)}
 
 
 def all_true(flag: bool, world: World) -> bool:
@@ -109,4 +115,4 @@ def all_true(flag: bool, world: World) -> bool:
 
 def barrier(world: World) -> None:
     if world.size > 1:
-        dist.barrier()
+        dist.barrier(group=_host_group)

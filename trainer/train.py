@@ -211,8 +211,9 @@ def _train(cfg: TrainConfig, world: World, device: str, log) -> dict:
     if world.size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
     if cfg.stream:
-        if len(shard_urls(cfg.data)) < world.size:
-            raise ValueError(f"{len(shard_urls(cfg.data))} shards in {cfg.data!r} for {world.size} processes: each needs one at least")
+        n_shards = len(shard_urls(cfg.data))
+        if n_shards < world.size:
+            raise ValueError(f"{n_shards} shards in {cfg.data!r} for {world.size} processes: each needs one at least")
         # a resumed stream starts a new epoch (its own order), not the middle of the last one
         n_clips, data = None, streamed_batches(cfg, tuple(cfg.langs), read_ids(cfg.videos), first_epoch=step)
     else:
