@@ -11,9 +11,12 @@ right clip. Missing languages are recorded per video with why they are missing.
 
 from __future__ import annotations
 
-from multihowto.operators.base import Item, Operator, StageError
+import math
+
+from multihowto.operators.base import Operator, StageError
 from multihowto.operators.caption_text import join_texts
-from multihowto.schemas.config import RegionConfig
+from multihowto.schemas.config import AlignConfig
+from multihowto.schemas.item import Clip, VideoItem
 
 Cue = tuple[float, float, str]
 
@@ -46,6 +49,12 @@ def build_clips(pivot: list[Cue], min_s: float, max_s: float) -> list[dict]:
     return clips
 
 
+def planned_clips(pivot: list[Cue], max_s: float) -> int:
+    """An upper bound of the clips ``build_clips`` makes from ``pivot``, counted without
+    making them (a cue split in pieces of ``max_s`` counts each piece)."""
+    return sum(max(1, math.ceil(max(0.0, end - start) / max_s)) for start, end, _ in pivot)
+
+
 def overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
@@ -75,45 +84,53 @@ def assign_cues(clips: list[dict], cues: list[Cue], min_overlap: float) -> list[
     ]
 
 
-class AlignTracks(Operator[RegionConfig]):
+class AlignTracks(Operator[AlignConfig]):
     name = "align"
 
-    def process(self, item: Item) -> Item:
-        cfg = self.config.align
-        tracks = item.get("tracks", {})
-        order = [cfg.pivot] + [lang for lang in self.config.langs if lang != cfg.pivot]
+    def __init__(self, config: AlignConfig, langs: tuple[str, ...]):
+        super().__init__(config)
+        self.langs = tuple(langs)
+
+    def process(self, item: VideoItem) -> VideoItem:
+        cfg = self.config
+        tracks = item.tracks
+        order = [cfg.pivot] + [lang for lang in self.langs if lang != cfg.pivot]
         pivot = next((lang for lang in order if lang in tracks), None)
         if pivot is None:
             raise StageError("no_usable_subtitles", "every track was rejected or unreadable")
-        clips = build_clips([tuple(c) for c in tracks[pivot]["cues"]], cfg.min_clip_s, cfg.max_clip_s)
-        for clip in clips:
-            clip["texts"] = {pivot: clip.pop("text")}
-            clip["confidence"] = {pivot: 1.0}
-        for lang in self.config.langs:
+        pivot_cues = [tuple(c) for c in tracks[pivot].cues]
+        duration = item.info.get("duration")
+        if isinstance(duration, int | float) and math.isfinite(duration) and duration > 0:
+            # nothing is spoken after the end the source states: no clip is planned there
+            pivot_cues = [(s, min(e, duration), t) for s, e, t in pivot_cues if s < duration]
+        if planned_clips(pivot_cues, cfg.max_clip_s) > cfg.max_clips_per_video:
+            raise StageError("too_many_clips", f"the {pivot} track would give more than {cfg.max_clips_per_video} clips")
+        raw = build_clips(pivot_cues, cfg.min_clip_s, cfg.max_clip_s)
+        texts: list[dict[str, str]] = [{pivot: c["text"]} for c in raw]
+        confidence: list[dict[str, float]] = [{pivot: 1.0} for _ in raw]
+        for lang in self.langs:
             if lang == pivot or lang not in tracks:
                 continue
-            for clip, (text, conf) in zip(clips, assign_cues(clips, [tuple(c) for c in tracks[lang]["cues"]], cfg.min_overlap), strict=True):
+            assigned = assign_cues(raw, [tuple(c) for c in tracks[lang].cues], cfg.min_overlap)
+            for i, (text, conf) in enumerate(assigned):
                 if text:
-                    clip["texts"][lang] = text
-                    clip["confidence"][lang] = conf
-        clips = [c for c in clips if c["texts"].get(pivot)]
-        for i, clip in enumerate(clips):
-            clip["index"] = i
-            clip["start"] = round(clip["start"], 3)
-            clip["end"] = round(clip["end"], 3)
-        missing = {}
-        for lang in self.config.langs:
+                    texts[i][lang] = text
+                    confidence[i][lang] = conf
+        kept = [i for i, t in enumerate(texts) if t.get(pivot)]
+        item.clips = [
+            Clip(index=n, start=round(raw[i]["start"], 3), end=round(raw[i]["end"], 3), texts=texts[i], confidence=confidence[i])
+            for n, i in enumerate(kept)
+        ]
+        for lang in self.langs:
             if lang in tracks:
                 continue
-            if lang in item.get("lid_rejected", {}):
-                missing[lang] = f"lid_{item['lid_rejected'][lang]}"
-            elif lang in item.get("track_errors", {}):
-                missing[lang] = item["track_errors"][lang]
+            if lang in item.lid_rejected:
+                item.missing_langs[lang] = f"lid_{item.lid_rejected[lang]}"
+            elif lang in item.track_errors:
+                item.missing_langs[lang] = item.track_errors[lang]
             else:
-                missing[lang] = "no_track"
-        item["pivot"] = pivot
-        item["clips"] = clips
-        item["missing_langs"] = missing
-        if not clips:
+                item.missing_langs[lang] = "no_track"
+        item.pivot = pivot
+        if not item.clips:
             raise StageError("no_clips", "the pivot track yielded no clip")
         return item

@@ -1,24 +1,24 @@
 """Download one video and its subtitle tracks with yt-dlp's Python API.
 
-One ``YoutubeDL`` per actor fetches each video at a capped height and every requested
+One ``YoutubeDL`` per process fetches each video at a capped height and every requested
 subtitle track (on YouTube also the automatic captions and their auto-translations)
-into ``{work_dir}/{video_id}/``. The files are read into the item and deleted: it gains
-``video_bytes`` (and ``video_ext``), ``subtitles`` ({lang: {"format", "data"}}),
-``subtitle_kinds`` ({lang: manual|asr}) and ``info`` (title, duration, extractor), so
-the later stages can run on any node of a cluster.
+into the item's scratch folder. The video file stays there for the frame stage
+(``video_path``); the tracks are read into ``raw_tracks``; ``info`` holds title,
+duration and extractor.
 """
 
 from __future__ import annotations
 
 import random
 import re
-import shutil
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
-from multihowto.operators.base import Item, Operator, StageError
-from multihowto.schemas.config import RegionConfig
+from multihowto.operators.base import Operator, StageError
+from multihowto.schemas.config import DownloadConfig
+from multihowto.schemas.item import RawTrack, VideoItem
 
 _HTTP = re.compile(r"HTTP Error (\d{3})")
 _PERMANENT = (
@@ -45,33 +45,9 @@ def classify_download_error(message: str) -> StageError:
         return StageError(f"http_{code}", message, transient=code == 429 or code >= 500)
     if "timed out" in lower or "timeout" in lower:
         return StageError("timeout", message, transient=True)
-    if "incomplete" in lower or "did not get any data" in lower or "content-length" in lower:
+    if "incomplete" in lower or "did not get any data" in lower or "content-length" in lower or "more expected" in lower:
         return StageError("truncated_body", message, transient=True)
     return StageError("download_error", message)
-
-
-class TokenBucket:
-    """At most ``rate`` requests per second per host on average, bursts of ``burst``."""
-
-    def __init__(self, rate: float, burst: int, clock=time.monotonic, sleep=time.sleep):
-        self.rate, self.burst = rate, burst
-        self.clock, self.sleep = clock, sleep
-        self.state: dict[str, tuple[float, float]] = {}  # host -> (tokens, last time)
-
-    def acquire(self, host: str) -> float:
-        """Take a token for ``host``, waiting if none is left; returns the seconds waited."""
-        if self.rate <= 0:
-            return 0.0
-        now = self.clock()
-        tokens, last = self.state.get(host, (float(self.burst), now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        waited = 0.0
-        if tokens < 1:
-            waited = (1 - tokens) / self.rate
-            self.sleep(waited)
-            tokens, now = 1.0, now + waited
-        self.state[host] = (tokens - 1, now)
-        return waited
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -98,26 +74,33 @@ class _QuietLogger:
         pass
 
 
-class DownloadVideo(Operator[RegionConfig]):
+class DownloadVideo(Operator[DownloadConfig]):
+    """``gate(host)`` is called before each fetch (the run's shared rate limit); the video
+    file stays in the item's scratch folder for the frame stage."""
+
     name = "download"
 
-    def __init__(self, config: RegionConfig, work_dir: str):
+    def __init__(self, config: DownloadConfig, langs: tuple[str, ...], fetch_subtitles: bool = True,
+                 gate: Callable[[str], None] | None = None):
         super().__init__(config)
-        self.work_dir = work_dir
+        self.langs = tuple(langs)
+        self.fetch_subtitles = fetch_subtitles
+        self.gate = gate
 
     def ydl_options(self, logger: _QuietLogger) -> dict:
-        d = self.config.download
+        d = self.config
         opts = {
-            "outtmpl": {"default": self.outtmpl("_")},
+            "outtmpl": {"default": "video.%(ext)s"},
             "format": d.format,
-            "writesubtitles": not self.config.source.captions,
-            "writeautomaticsub": d.write_auto_subs and not self.config.source.captions,
-            "subtitleslangs": list(self.config.langs),
+            "writesubtitles": self.fetch_subtitles,
+            "writeautomaticsub": d.write_auto_subs and self.fetch_subtitles,
+            "subtitleslangs": list(self.langs),
             "subtitlesformat": d.subtitle_format,
             "allowed_extractors": list(d.allowed_extractors),
             "socket_timeout": d.socket_timeout_s,
-            "retries": d.retries,
-            "extractor_retries": d.retries,
+            "retries": 0,  # retries happen in one place: fetch()
+            "fragment_retries": 0,
+            "extractor_retries": 0,
             "noplaylist": True,
             "quiet": True,
             "no_warnings": False,
@@ -136,57 +119,46 @@ class DownloadVideo(Operator[RegionConfig]):
             opts["ratelimit"] = d.rate_limit_bytes
         return opts
 
-    def outtmpl(self, video_id: str) -> str:
-        return str(Path(self.work_dir) / video_id / "video.%(ext)s")
-
     def setup(self) -> None:
-        """One YoutubeDL per actor: its HTTP session and extractors are built once
+        """One YoutubeDL per process: its HTTP session and extractors are built once
         (measured: a new one per video cost ~25% of the stage)."""
         import yt_dlp
 
         self.logger = _QuietLogger()
         self.ydl = yt_dlp.YoutubeDL(self.ydl_options(self.logger))
-        d = self.config.download
-        self.bucket = TokenBucket(d.host_rate_per_s, d.host_burst)
         self.rng = random.Random()
         self.sleep = time.sleep
 
-    def fetch(self, item: Item) -> dict:
+    def fetch(self, item: VideoItem) -> dict:
         """yt-dlp's extract_info, retrying transient failures with backoff; permanent
         ones raise at once. Attempts and retried reasons are recorded on the item."""
         import yt_dlp
 
-        d = self.config.download
-        host = urllib.parse.urlparse(item["url"]).hostname or ""
-        item["download_attempts"], item["retried"] = 0, []
+        d = self.config
+        host = urllib.parse.urlparse(item.url).hostname or ""
         while True:
-            self.bucket.acquire(host)
-            item["download_attempts"] += 1
+            if self.gate is not None:
+                self.gate(host)
+            item.download_attempts += 1
             try:
-                return self.ydl.extract_info(item["url"], download=True)
+                return self.ydl.extract_info(item.url, download=True)
             except yt_dlp.utils.DownloadError as e:
                 err = classify_download_error(str(e))
-            if not err.transient or len(item["retried"]) >= d.retries:
+            if not err.transient or len(item.retried) >= d.retries:
                 if err.transient:
                     err.reason = f"{err.reason}_after_retries"
                 raise err
-            item["retried"].append(err.reason)
-            self.sleep(backoff_delay(len(item["retried"]) - 1, d.backoff_base_s, d.backoff_max_s, self.rng))
+            item.retried.append(err.reason)
+            self.sleep(backoff_delay(len(item.retried) - 1, d.backoff_base_s, d.backoff_max_s, self.rng))
 
-    def process(self, item: Item) -> Item:
-        d = self.config.download
-        host = urllib.parse.urlparse(item["url"]).hostname or ""
+    def process(self, item: VideoItem) -> VideoItem:
+        d = self.config
+        host = urllib.parse.urlparse(item.url).hostname or ""
         if d.allowed_hosts and host not in d.allowed_hosts:
             raise StageError("host_not_allowed", f"host {host!r} is not in download.allowed_hosts")
-        try:
-            return self._download(item)
-        finally:  # read into the item or failed: either way nothing stays on this node's disk
-            shutil.rmtree(Path(self.work_dir) / item["video_id"], ignore_errors=True)
-
-    def _download(self, item: Item) -> Item:
         self.logger.warnings.clear()
         # yt-dlp reads the output template from params for every file it names.
-        self.ydl.params["outtmpl"]["default"] = self.outtmpl(item["video_id"])
+        self.ydl.params["outtmpl"]["default"] = str(item.scratch_dir / "video.%(ext)s")
         info = self.fetch(item)
         if info is None:
             raise StageError("download_error", "yt-dlp returned no information")
@@ -197,23 +169,13 @@ class DownloadVideo(Operator[RegionConfig]):
         if not video_path or not Path(video_path).exists():
             raise StageError("no_video_file", "yt-dlp finished without a video file")
         automatic = set(info.get("automatic_captions") or {}) - set(info.get("subtitles") or {})
-        subs = {}
-        kinds = {}
         for lang, sub in (info.get("requested_subtitles") or {}).items():
             path = sub.get("filepath")
-            if path and Path(path).exists() and lang in self.config.langs:
-                subs[lang] = {"format": Path(path).suffix.lstrip(".").lower(), "data": Path(path).read_bytes()}
-                kinds[lang] = "asr" if lang in automatic else "manual"
-        # The files travel in the item (through Ray's object store to whichever node runs
-        # the next stages); process() removes them from this node's disk.
-        item["video_bytes"] = Path(video_path).read_bytes()
-        item["video_ext"] = Path(video_path).suffix or ".mp4"
-        item["subtitles"] = subs
-        item["subtitle_kinds"] = kinds
-        item["info"] = {
-            "title": info.get("title") or "",
-            "duration": info.get("duration"),
-            "extractor": info.get("extractor") or "",
-        }
-        item["download_warnings"] = len(self.logger.warnings)
+            if path and Path(path).exists() and lang in self.langs:
+                item.raw_tracks[lang] = RawTrack(format=Path(path).suffix.lstrip(".").lower(), data=Path(path).read_bytes(),
+                                                 kind="asr" if lang in automatic else "manual", tag=lang)
+                Path(path).unlink()
+        item.video_path = video_path
+        item.info = {"title": info.get("title") or "", "duration": info.get("duration"), "extractor": info.get("extractor") or ""}
+        item.warnings = len(self.logger.warnings)
         return item

@@ -14,12 +14,14 @@ of ``batch_size`` on CUDA when present (``device: auto``), averaged per second w
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 
-from multihowto.operators.base import Item, Operator, StageError
-from multihowto.schemas.config import RegionConfig
+from multihowto.operators.base import Operator, StageError
+from multihowto.schemas.config import FeaturesConfig
 from multihowto.schemas.frames import decode_frames
+from multihowto.schemas.item import VideoItem
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -37,13 +39,17 @@ def per_second(features: np.ndarray, fps: float) -> np.ndarray:
     return np.stack([features[i * step : (i + 1) * step].mean(axis=0) for i in range(n)])
 
 
-class ExtractFeatures(Operator[RegionConfig]):
+class ExtractFeatures(Operator[FeaturesConfig]):
     name = "features"
+
+    def __init__(self, config: FeaturesConfig, fps: float):
+        super().__init__(config)
+        self.fps = fps
 
     def setup(self) -> None:
         import torch
 
-        cfg = self.config.features
+        cfg = self.config
         if cfg.device == "auto":
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
         else:
@@ -61,20 +67,18 @@ class ExtractFeatures(Operator[RegionConfig]):
 
         out = []
         with torch.inference_mode():
-            for i in range(0, len(frames), self.config.features.batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(frames[i : i + self.config.features.batch_size]))
+            for i in range(0, len(frames), self.config.batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(frames[i : i + self.config.batch_size]))
                 x = x.to(self.device).permute(0, 3, 1, 2).float().div_(255)
                 x = (x - self.mean) / self.std
                 out.append(self.model(x).flatten(1).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
-    def process(self, item: Item) -> Item:
-        blobs = []
-        for blob in item["clip_frames"]:
-            frames = decode_frames(blob)
+    def process(self, item: VideoItem) -> VideoItem:
+        for clip in item.clips:
+            frames = decode_frames(Path(clip.frames_path).read_bytes())
             if len(frames) == 0:
                 raise StageError("no_frames", "a clip has no frame to embed")
-            feats = per_second(self.embed(frames), self.config.frames.fps)
-            blobs.append(npy_bytes(feats.astype(np.float16)))
-        item["clip_features"] = blobs
+            feats = per_second(self.embed(frames), self.fps)
+            clip.features = npy_bytes(feats.astype(np.float16))
         return item

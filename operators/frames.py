@@ -6,21 +6,23 @@ side to ``size``, centre-crops a square and JPEG-encodes each sampled frame itse
 encoding in Python cost about 12% more). Frame i stands for time ``i / fps``; it belongs
 to every clip with ``start <= t < end``. A clip shorter than a frame period gets the
 frame nearest its middle. Each clip's frames are packed as ``frames.npz``
-(schemas/frames.py). The item gains ``clip_frames`` (one packed blob per clip) and
-``n_frames``, and loses ``video_bytes``.
+(schemas/frames.py) into the video's scratch folder (``Clip.frames_path``), so a unit's
+frames wait on local disk, not in memory, until its shard is written; the video file is
+removed once decoded.
 """
 
 from __future__ import annotations
 
 import subprocess
-import tempfile
+from pathlib import Path
 
 import ffmpeg
 
-from multihowto.operators.base import Item, Operator, StageError
+from multihowto.operators.base import Operator, StageError
 from multihowto.operators.ffmpeg_binary import ffmpeg_exe
-from multihowto.schemas.config import FramesConfig, RegionConfig
+from multihowto.schemas.config import FramesConfig
 from multihowto.schemas.frames import pack_jpegs
+from multihowto.schemas.item import VideoItem
 
 
 def ffmpeg_qscale(quality: int) -> int:
@@ -105,24 +107,21 @@ def frames_for_clip(start: float, end: float, n_frames: int, fps: float) -> list
     return idx
 
 
-class ExtractFrames(Operator[RegionConfig]):
+class ExtractFrames(Operator[FramesConfig]):
     name = "frames"
-    drops = ("video_bytes",)  # never carried past this stage, to the driver least of all
 
-    def process(self, item: Item) -> Item:
-        cfg = self.config.frames
-        # ffmpeg needs a seekable file (an mp4's index may sit at its end): the video's
-        # bytes go to a local temporary file for the one decode, then are gone.
-        with tempfile.NamedTemporaryFile(suffix=item.get("video_ext", ".mp4")) as f:
-            f.write(item["video_bytes"])
-            f.flush()
-            jpegs = decode_video(f.name, cfg)
-        blobs, counts = [], []
-        for clip in item["clips"]:
-            idx = frames_for_clip(clip["start"], clip["end"], len(jpegs), cfg.fps)
-            blobs.append(pack_jpegs([jpegs[i] for i in idx]))
-            counts.append(len(idx))
-        item["clip_frames"] = blobs
-        item["clip_frame_counts"] = counts
-        item["n_frames"] = len(jpegs)
+    def release(self, item: VideoItem) -> None:
+        if item.video_path:  # decoded or failed: the video file is not needed again
+            Path(item.video_path).unlink(missing_ok=True)
+            item.video_path = ""
+
+    def process(self, item: VideoItem) -> VideoItem:
+        cfg = self.config
+        jpegs = decode_video(item.video_path, cfg)
+        for clip in item.clips:
+            idx = frames_for_clip(clip.start, clip.end, len(jpegs), cfg.fps)
+            path = item.scratch_dir / f"clip-{clip.index:05d}.frames.npz"
+            path.write_bytes(pack_jpegs([jpegs[i] for i in idx]))
+            clip.frames_path, clip.n_frames = str(path), len(idx)
+        item.n_frames = len(jpegs)
         return item

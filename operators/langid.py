@@ -23,8 +23,9 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from multihowto.operators.base import Item, Operator
-from multihowto.schemas.config import RegionConfig
+from multihowto.operators.base import Operator
+from multihowto.schemas.config import LangIdConfig
+from multihowto.schemas.item import VideoItem
 from multihowto.schemas.sample import LANGS
 
 
@@ -105,37 +106,37 @@ def track_verdict(claimed: str, scores: dict[str, float], n_chars: int, cfg) -> 
     return {"verdict": "uncertain", "reason": "low_confidence", **base}
 
 
-class LanguageId(Operator[RegionConfig]):
+class LanguageId(Operator[LangIdConfig]):
     name = "langid"
 
+    def __init__(self, config: LangIdConfig, langs: tuple[str, ...]):
+        super().__init__(config)
+        self.langs = tuple(langs)
+
     def setup(self) -> None:
-        self.lid = LanguageIdentifier(tuple(self.config.langs))
+        self.lid = LanguageIdentifier(self.langs)
         # A label outside the model's top k has probability <= 1/(k+1). With
         # k = ceil(1/floor) for the claimed language, any target that could reach the floor
         # (or reject_score, which is larger) is among the top k, so every reject decision
         # equals the one over all 176 labels. The one difference: when every target has
         # probability below 1/(k+1), no target is seen and an accept becomes "uncertain"
         # (kept, flagged), which is what such a track is. It costs less than all 176.
-        cfg = self.config.langid
-        self.k = {lang: min(176, math.ceil(1 / cfg.floor(lang))) for lang in self.config.langs}
+        self.k = {lang: min(176, math.ceil(1 / self.config.floor(lang))) for lang in self.langs}
 
-    def process(self, item: Item) -> Item:
-        cfg = self.config.langid
-        kept, rejected, report = {}, {}, {}
-        for lang, track in item.get("tracks", {}).items():
-            texts = [c[2] for c in track["cues"]]  # normalised: one line each
+    def process(self, item: VideoItem) -> VideoItem:
+        kept = {}
+        for lang, track in item.tracks.items():
+            texts = [c[2] for c in track.cues]  # normalised: one line each
             cue_labels = self.lid.labels(texts)
             agreement = cue_labels.count(lang) / max(1, len(texts))
             joined = track_line(texts)
-            verdict = track_verdict(lang, self.lid.scores(joined, self.k[lang]), len(joined), cfg)
+            verdict = track_verdict(lang, self.lid.scores(joined, self.k[lang]), len(joined), self.config)
             verdict["cue_agreement"] = round(agreement, 3)
-            track["cue_lid"] = cue_labels
-            report[lang] = verdict
+            track.cue_lid = cue_labels
+            item.lid[lang] = verdict
             if verdict["verdict"] == "reject":
-                rejected[lang] = verdict["reason"]
+                item.lid_rejected[lang] = verdict["reason"]
             else:
                 kept[lang] = track
-        item["tracks"] = kept
-        item["lid"] = report
-        item["lid_rejected"] = rejected
+        item.tracks = kept
         return item

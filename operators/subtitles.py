@@ -1,9 +1,8 @@
 """Subtitles stage: every downloaded track to one clean cue list per language.
 
-It reads the raw files the download stage carried in the item (``subtitles``: {lang:
-{"format", "data"}}), so it can run on any node. The item gains ``tracks``: {lang: {"cues": [[start, end, text], ...], "format": ...,
-"kind": "manual" | "asr-rolling" | "asr"}} and ``track_errors``: {lang: reason} for the
-tracks that could not be read. A broken track never fails the video; a video with no
+It reads the raw files the download stage fetched (``item.raw_tracks``). The item gains
+``tracks`` ({lang: Track}, kind ``manual``, ``asr`` or ``asr-rolling``) and
+``track_errors`` ({lang: reason}) for the tracks that could not be read. A broken track never fails the video; a video with no
 readable track fails with ``no_subtitles``. In source mode (``source.captions``) the
 tracks come from released how2 JSON files instead of downloaded files.
 """
@@ -13,15 +12,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from multihowto.operators.base import Item, Operator, StageError
+from multihowto.operators.base import Operator, StageError
 from multihowto.operators.caption_formats import (
     CaptionFormatError,
     parse_caption_bytes,
     parse_caption_file,
 )
 from multihowto.operators.caption_text import dedupe_rolling, is_rolling, plain_segments
-from multihowto.schemas.config import RegionConfig
+from multihowto.schemas.config import SubtitlesConfig
 from multihowto.schemas.index import how2_file
+from multihowto.schemas.item import Track, VideoItem
 
 
 def read_track(path: str, drop_sound_tags: bool = True, min_cue_s: float = 0.05) -> dict:
@@ -70,48 +70,51 @@ def how2_track(entry: dict, drop_sound_tags: bool = True) -> dict:
     return {"cues": [[round(s.start, 3), round(s.end, 3), s.text] for s in segments], "format": "how2", "kind": "manual"}
 
 
-class ParseSubtitles(Operator[RegionConfig]):
+class ParseSubtitles(Operator[SubtitlesConfig]):
+    """Raw tracks (``item.raw_tracks``) to clean ``item.tracks``; in source mode
+    (``captions``: a folder of released how2 files) the tracks come from there."""
+
     name = "subtitles"
-    drops = ("subtitles",)  # the raw files: parsed tracks replace them
+
+    def __init__(self, config: SubtitlesConfig, langs: tuple[str, ...], captions: str = ""):
+        super().__init__(config)
+        self.langs = tuple(langs)
+        self.captions = captions
 
     def setup(self) -> None:
-        folder = self.config.source.captions
-        self.how2 = load_how2(folder, tuple(self.config.langs)) if folder else None
+        self.how2 = load_how2(self.captions, self.langs) if self.captions else None
 
-    def process(self, item: Item) -> Item:
+    def release(self, item: VideoItem) -> None:
+        item.raw_tracks = {}  # the parsed tracks replace the raw files
+
+    def process(self, item: VideoItem) -> VideoItem:
         if self.how2 is not None:
             return self._from_how2(item)
-        cfg = self.config.subtitles
-        tracks, errors = {}, {}
-        for lang, sub in sorted(item.get("subtitles", {}).items()):
+        cfg = self.config
+        for lang, raw in sorted(item.raw_tracks.items()):
             try:
-                raw = parse_caption_bytes(sub["format"], sub["data"])
-                track = clean_track(sub["format"], raw, cfg.drop_sound_tags, cfg.min_cue_s)
+                cues = parse_caption_bytes(raw.format, raw.data)
+                track = clean_track(raw.format, cues, cfg.drop_sound_tags, cfg.min_cue_s)
             except CaptionFormatError as e:
-                errors[lang] = e.reason
+                item.track_errors[lang] = e.reason
                 continue
-            if item.get("subtitle_kinds", {}).get(lang) == "asr" and track["kind"] == "manual":
+            if raw.kind == "asr" and track["kind"] == "manual":
                 track["kind"] = "asr"
-            tracks[lang] = track
-        item["tracks"] = tracks
-        item["track_errors"] = errors
-        if not tracks:
-            detail = ", ".join(f"{k}={v}" for k, v in errors.items()) or "the video has no subtitle track"
+            item.tracks[lang] = Track(tag=raw.tag, **track)
+        if not item.tracks:
+            detail = ", ".join(f"{k}={v}" for k, v in item.track_errors.items()) or "the video has no subtitle track"
             raise StageError("no_subtitles", detail)
         return item
 
-    def _from_how2(self, item: Item) -> Item:
-        tracks, errors = {}, {}
+    def _from_how2(self, item: VideoItem) -> VideoItem:
         for lang, doc in self.how2.items():
-            entry = doc.get(item["video_id"])
+            entry = doc.get(item.video_id)
             if entry is None:
                 continue
             try:
-                tracks[lang] = how2_track(entry, self.config.subtitles.drop_sound_tags)
+                item.tracks[lang] = Track(**how2_track(entry, self.config.drop_sound_tags))
             except CaptionFormatError as e:
-                errors[lang] = e.reason
-        item["tracks"] = tracks
-        item["track_errors"] = errors
-        if not tracks:
+                item.track_errors[lang] = e.reason
+        if not item.tracks:
             raise StageError("no_subtitles", "the video is in none of the caption files")
         return item

@@ -20,9 +20,11 @@ from multihowto.schemas.config import ConfigError, load_region, region_path
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
+    from multihowto.pipeline.lease import OutputBusy
     from multihowto.pipeline.plan import PlanMismatch
+    from multihowto.pipeline.ray_runner import RayUnavailable
     from multihowto.pipeline.report import publish_report
-    from multihowto.pipeline.run import run_dataset
+    from multihowto.pipeline.run import OutputNotOurs, run_dataset
     from multihowto.pipeline.storage import open_storage
 
     path = Path(args.profile) if args.profile else region_path(args.region)
@@ -34,7 +36,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     print(f"[region] {cfg.name}: output {cfg.output}, ray {cfg.ray_address}, partition {cfg.partition}")
     try:
         summary = run_dataset(cfg, retry_failed=args.retry_failed)
-    except PlanMismatch as e:
+    except (PlanMismatch, OutputBusy, OutputNotOurs, RayUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     publish_report(open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region), cfg.name)
@@ -48,6 +50,11 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     from multihowto.pipeline.inspect_dataset import inspect_dataset
 
     print(inspect_dataset(cfg.output))
+    if summary.units_failed:
+        for unit, error in sorted(summary.units_failed.items()):
+            print(f"error: unit {unit} was not committed: {error}", file=sys.stderr)
+        print("error: rerun the same command to finish the missing units", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -91,3 +91,12 @@ def read_manifest(path: str | Path, url_template: str, base_url: str = "") -> Ma
             seen.add(row["video_id"])
             out.rows.append(row)
     return out
+
+
+def iter_manifest(path: str | Path, url_template: str, base_url: str = ""):
+    """Rows and rejected rows in file order (duplicates are the planner's job)."""
+    from multihowto.schemas.manifest import ManifestRow, RejectedRow
+
+    m = read_manifest(path, url_template, base_url)
+    rows = [ManifestRow(0, r["video_id"], r["url"]) for r in m.rows] + [RejectedRow(r["line"], r["reason"], r["value"]) for r in m.rejected]
+    yield from rows

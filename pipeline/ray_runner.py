@@ -1,47 +1,52 @@
 """The one module that talks to Ray.
 
-Each pool of Ray Data actors (``map_batches`` with a callable class) hosts one or more
-operators in turn, with its own concurrency: by default many download actors that also
-parse, check and align the subtitles, and one frame actor per core
-(``concurrency.fuse`` in schemas/config.py sets the layout). Items stream through as a
-single object column ``item``; the driver receives finished items in completion order
-and hands each to a callback.
+The work unit is the unit of distribution: each Ray task takes one unit
+(:class:`~multihowto.schemas.item.UnitTask`: a row range of the plan), runs it with a
+:class:`~multihowto.pipeline.unit.UnitRunner` kept for the life of its worker process,
+writes the shard where it runs, and returns a few hundred bytes of counts. The driver
+only dispatches tasks, at most ``concurrency.workers`` in flight, and hands each result
+to a callback. A worker that dies mid-unit has its task retried by Ray; the retry
+removes the partial files and redoes the unit. The run's host rate limit lives in one
+actor that every download thread of every worker asks for a reservation.
+
+Ray's own log lines go to its session's log files, never to the console.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import pickle
+import socket
+import time
+from collections.abc import Callable, Iterable
 
-import numpy as np
-
-from multihowto.operators.align import AlignTracks
-from multihowto.operators.base import Item, Operator
-from multihowto.operators.download import DownloadVideo
-from multihowto.operators.features import ExtractFeatures
-from multihowto.operators.frames import ExtractFrames
-from multihowto.operators.langid import LanguageId
-from multihowto.operators.subtitles import ParseSubtitles
+from multihowto.pipeline.ratelimit import HostRateLimiter
+from multihowto.pipeline.unit import UnitRunner
 from multihowto.schemas.config import RegionConfig
+from multihowto.schemas.item import UnitTask
 
-Step = tuple[type[Operator], tuple]  # an operator class and its constructor args
+_RUNNERS: dict[str, UnitRunner] = {}  # in a worker process: run id -> its runner
 
 
-class _OperatorActor:
-    """A Ray Data callable class hosting a chain of operators, each item through them in
-    turn (each records its own timing and failures); ``setup`` runs once per actor."""
+class RayUnavailable(RuntimeError):
+    """``ray_address`` does not lead to a Ray cluster."""
 
-    def __init__(self, *steps: Step):
-        self.ops = [op_cls(*args) for op_cls, args in steps]
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        items = list(batch["item"])
-        for op in self.ops:
-            items = op.process_batch(items)
-        column = np.empty(len(items), dtype=object)
-        column[:] = items
-        return {"item": column}
+def _probe_gcs(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast when ``host:port`` is not a Ray head: Ray's GCS speaks gRPC, which
+    answers an HTTP/2 preface with a SETTINGS frame; anything else (an HTTP server, a
+    closed port) is refused here instead of being retried by Ray for minutes."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as s:
+            s.settimeout(timeout_s)
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            head = s.recv(9)
+    except (OSError, ValueError) as e:
+        raise RayUnavailable(f"ray_address: cannot reach {address!r}: {e}") from None
+    if len(head) < 9 or head[3] != 0x04:
+        raise RayUnavailable(f"ray_address: {address!r} answers, but not as a Ray cluster (no gRPC server there)")
 
 
 def init_ray(address: str) -> None:
@@ -49,71 +54,93 @@ def init_ray(address: str) -> None:
 
     if ray.is_initialized():
         return
-    env = {"env_vars": {"PYTHONWARNINGS": "ignore"}}
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    quiet = {
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,
+        "include_dashboard": False,
+        "runtime_env": {"env_vars": {"PYTHONWARNINGS": "ignore"}},
+    }
     if address in ("", "local"):
-        ray.init(
-            address="local",  # always a new instance: never join a cluster left by `ray start`
-            num_cpus=os.cpu_count(),
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-            runtime_env=env,
-        )
-    else:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, runtime_env=env)
+        ray.init(address="local", num_cpus=os.cpu_count(), **quiet)  # always a new instance
+        return
+    if address != "auto" and ":" in address and "://" not in address:
+        _probe_gcs(address)
+    ray.init(address=address, **quiet)
 
 
-Pool = tuple[tuple[Step, ...], int, float]  # the operators an actor runs in turn, actors, CPUs per actor
-
-
-def stage_plan(cfg: RegionConfig, work_dir: str, cpus: int) -> list[Pool]:
-    """The actor pools of a run, in order (see ``ConcurrencyConfig.fuse``)."""
-    c = cfg.concurrency
-    frame_actors = c.frames or max(1, cpus)
-    download = (DownloadVideo, (cfg, work_dir))
-    light = [(ParseSubtitles, (cfg,)), (LanguageId, (cfg,)), (AlignTracks, (cfg,))]
-    frames = (ExtractFrames, (cfg,))
-    features = [(ExtractFeatures, (cfg,))] if cfg.features.enabled else []
-    if c.fuse == "all":
-        return [((download, *light, frames, *features), frame_actors, 1.0)]
-    if c.fuse == "light":
-        pools = [((download, *light), c.download, 0.25), ((frames,), frame_actors, 1.0)]
-    else:
-        pools = [((download,), c.download, 0.1), ((light[0],), c.subtitles, 0.1), ((light[1],), c.langid, 0.25),
-                 ((light[2],), c.align, 0.1), ((frames,), frame_actors, 1.0)]
-    return pools + [((step,), 1, 1.0) for step in features]
-
-
-def run_stages(items: list[Item], pools: list[Pool], on_item: Callable[[Item], None], address: str = "local") -> None:
-    """Stream ``items`` through ``pools`` (the operators each actor runs in turn, actors,
-    CPUs per actor), each an actor pool; ``on_item`` gets each finished item."""
+def cluster_cpus() -> int:
     import ray
 
-    init_ray(address)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = True
-    ctx.verbose_progress = False
-    ds = ray.data.from_items([{"item": it} for it in items], override_num_blocks=max(1, len(items)))
-    for steps, actors, num_cpus in pools:
-        ds = ds.map_batches(
-            _OperatorActor,
-            fn_constructor_args=steps,
-            batch_size=1,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=num_cpus,
-        )
-    for row in ds.iter_rows():
-        on_item(row["item"])
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def cluster_cpus(address: str = "local") -> int:
+def _run_unit(cfg: RegionConfig, run_id: str, scratch_root: str, limiter_name: str, task: UnitTask) -> dict:
+    runner = _RUNNERS.get(run_id)
+    if runner is None:
+        gate = None
+        if limiter_name:
+            import ray
+
+            limiter = ray.get_actor(limiter_name)
+
+            def gate(host: str) -> None:
+                wait = ray.get(limiter.reserve.remote(host))
+                if wait > 0:
+                    time.sleep(wait)
+
+        _RUNNERS.clear()  # one run's runner per process: an earlier run's is dropped
+        runner = _RUNNERS[run_id] = UnitRunner(cfg, scratch_root, gate)
+    return runner.run(task)
+
+
+def run_units(cfg: RegionConfig, tasks: Iterable[UnitTask], run_id: str, scratch_root: str,
+              on_result: Callable[[UnitTask, dict | None, str], None]) -> dict:
+    """Run ``tasks`` on Ray; ``on_result(task, result, error)`` gets each unit's counts
+    (or, for a unit whose task failed, None and the error). Returns what the driver
+    received: ``{"results": n, "bytes": n}`` (pickled result sizes)."""
     import ray
 
-    init_ray(address)
-    return int(ray.cluster_resources().get("CPU", 1))
+    init_ray(cfg.ray_address)
+    workers = cfg.concurrency.workers or cluster_cpus()
+    limiter_name = ""
+    if cfg.download.host_rate_per_s > 0:
+        limiter_name = f"mhowto-rate-{run_id}"
+        actor = ray.remote(num_cpus=0)(HostRateLimiter).options(name=limiter_name)
+        limiter = actor.remote(cfg.download.host_rate_per_s, cfg.download.host_burst)
+        ray.get(limiter.reserve.remote(""))  # started before any worker asks for it
+    remote = ray.remote(num_cpus=1, max_retries=3)(_run_unit)
+    cfg_ref = ray.put(cfg)
+    todo = iter(tasks)
+    running: dict = {}
+    received = {"results": 0, "bytes": 0}
+
+    def submit() -> None:
+        while len(running) < workers:
+            task = next(todo, None)
+            if task is None:
+                return
+            running[remote.remote(cfg_ref, run_id, scratch_root, limiter_name, task)] = task
+
+    submit()
+    while running:
+        ready, _ = ray.wait(list(running), num_returns=1)
+        for ref in ready:
+            task = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except Exception as e:  # the unit is not committed; a rerun resumes it
+                on_result(task, None, f"{type(e).__name__}: {str(e).splitlines()[-1] if str(e) else ''}"[:300])
+                continue
+            received["results"] += 1
+            received["bytes"] += len(pickle.dumps(result))
+            on_result(task, result, "")
+        submit()
+    return received
 
 
-def run_items(items: list[Item], cfg: RegionConfig, work_dir: str, on_item: Callable[[Item], None]) -> None:
-    """Run every stage of the pipeline over ``items`` on Ray."""
-    run_stages(items, stage_plan(cfg, work_dir, cluster_cpus(cfg.ray_address)), on_item, cfg.ray_address)
+def shutdown() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

@@ -85,7 +85,8 @@ def summarise(root: Path) -> dict:
         s["timings_s"].update(st["timings_s"])
         for v in st["per_video"]:
             # shards in unit order: a retry unit comes later. Only what the counts need.
-            latest[v["video_id"]] = {k: v.get(k) for k in ("video_id", "status", "error", "failed_at")}
+            latest[v["video_id"]] = {k: v.get(k) for k in ("video_id", "status", "reason", "detail", "failed_at")}
+            latest[v["video_id"]]["error"] = f"{v['reason']}: {v['detail']}" if v.get("detail") else v.get("reason", "")
             for lang, score in v.get("lid_scores", {}).items():
                 if v["lid"].get(lang) != "reject":
                     s["lid_scores"][lang].append(score)
@@ -95,10 +96,11 @@ def summarise(root: Path) -> dict:
     s["videos"]["failed"] = s["videos"]["total"] - s["videos"]["ok"]
     s["videos_with_clips"] = len(with_clips)
     s["failed_videos"] = [v for v in latest.values() if v["status"] != "ok"]
-    s["failures"] = Counter((v["error"] or "unknown").split(":", 1)[0] for v in s["failed_videos"])
-    plan = root / PLAN_FILE
-    if plan.exists():
-        s["rejected_rows"] = json.loads(plan.read_text())["rejected_rows"]
+    s["failures"] = Counter(v["reason"] or "unknown" for v in s["failed_videos"])
+    from multihowto.pipeline.plan import read_rejected
+    from multihowto.pipeline.storage import LocalStorage
+
+    s["rejected_rows"] = read_rejected(LocalStorage(root))
     return s
 
 

@@ -1,27 +1,35 @@
-"""``mhowto dataset``: plan, run the stages on Ray, commit shards, write the report.
+"""``mhowto dataset``: plan, dispatch the units, watch them commit, write the report.
 
-Resumable by construction: a unit whose parquet index exists is done and skipped;
-files of a unit without its index are removed and the unit redone. Downloads never
-outlive their video's download stage (operators/download.py).
+The driver only plans and counts: each unit is run and committed by a worker
+(pipeline/unit.py, on Ray through pipeline/ray_runner.py), which sends back a few
+hundred bytes of counts. Resumable by construction: a unit whose parquet index exists
+is done and skipped; a unit without its index is redone by the worker that takes it
+(which first removes what an earlier attempt left).
+
+One run at a time holds an output (pipeline/lease.py). An output must be empty or a
+dataset of ours (it holds our ``_plan.json``): nothing else in it is ever touched. Each
+run's scratch files live in a folder of their own, outside the output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from multihowto.operators.base import Item
-from multihowto.operators.shards import ShardCommit
-from multihowto.pipeline.manifest import Manifest, read_manifest
+from multihowto.pipeline.lease import OutputLease
 from multihowto.pipeline.plan import add_retry_units, make_plan
 from multihowto.pipeline.storage import LocalStorage, open_storage
 from multihowto.schemas.config import RegionConfig
+from multihowto.schemas.index import PLAN_FILE, shard_files
 
 
 @dataclass
@@ -32,12 +40,26 @@ class RunSummary:
     videos: int
     clips: int
     seconds: float
+    units_failed: dict[int, str] = field(default_factory=dict)  # unit -> error (not committed)
+    failures: Counter = field(default_factory=Counter)
+    driver_bytes: int = 0  # what the driver received from the workers, pickled
+
+
+class OutputNotOurs(RuntimeError):
+    """The output folder holds files but no dataset of ours."""
+
+
+@dataclass(frozen=True)
+class Source:
+    manifest: str  # a local manifest file
+    base_url: str  # relative URLs in the manifest are joined to it
+    cfg: RegionConfig  # the profile, with what serving the source adds (the site's address)
 
 
 @contextlib.contextmanager
-def open_source(cfg: RegionConfig) -> Iterator[Manifest]:
+def open_source(cfg: RegionConfig) -> Iterator[Source]:
     """The region's manifest; for ``sample_site`` the site is built if needed and served
-    on 127.0.0.1 for as long as the context is open."""
+    on 127.0.0.1 for as long as the context is open, and its address is allowed."""
     src = cfg.source
     if src.kind == "sample_site":
         from multihowto.sample_site.build import build_site
@@ -45,79 +67,94 @@ def open_source(cfg: RegionConfig) -> Iterator[Manifest]:
 
         site = build_site(Path(src.site_dir))
         with serve(site) as base_url:
-            yield read_manifest(site / "manifest.csv", src.url_template, base_url)
+            yield Source(str(site / "manifest.csv"), base_url, allow_origin(cfg, base_url))
     elif src.manifest.startswith("s3://"):
         folder, _, name = src.manifest.rpartition("/")
-        local = Path("build") / "work" / cfg.name / name
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_bytes(open_storage(folder, cfg.s3_endpoint, cfg.s3_region).get_bytes(name))
-        yield read_manifest(local, src.url_template)
+        with tempfile.TemporaryDirectory(prefix="mhowto-manifest-") as tmp:
+            local = Path(tmp) / name
+            local.write_bytes(open_storage(folder, cfg.s3_endpoint, cfg.s3_region).get_bytes(name))
+            yield Source(str(local), "", cfg)
     else:
-        yield read_manifest(src.manifest, src.url_template)
+        yield Source(src.manifest, "", cfg)
 
 
-def local_root(cfg: RegionConfig, storage) -> Path:
-    """Where downloads and temporary shard files go: inside a local output, else under
-    build/work/{region} (S3 outputs)."""
-    return storage.root if isinstance(storage, LocalStorage) else Path("build") / "work" / cfg.name
+def allow_origin(cfg: RegionConfig, base_url: str) -> RegionConfig:
+    """``cfg`` with the served site's ``host:port`` as its only allowed origin."""
+    import urllib.parse
+
+    netloc = urllib.parse.urlparse(base_url).netloc
+    return dataclasses.replace(cfg, download=dataclasses.replace(cfg.download, allowed_hosts=(netloc.split(":")[0],)))
 
 
-def run_dataset(cfg: RegionConfig, log=print, retry_failed: bool = False) -> RunSummary:
+def check_output(storage) -> None:
+    """Refuse an output that holds files but no plan of ours: its files are the user's."""
+    if storage.exists(PLAN_FILE):
+        return
+    if isinstance(storage, LocalStorage):
+        present = sorted(p.name for p in storage.root.iterdir())[:5]
+    else:
+        present = storage.list("")[:5]
+    if present:
+        raise OutputNotOurs(
+            f"{storage.uri} is not empty and holds no {PLAN_FILE} of a multihowto dataset "
+            f"(found: {', '.join(present)}); choose an empty or new output"
+        )
+
+
+def scratch_root(run_id: str) -> str:
+    """The run's own scratch folder, on each worker's local disk."""
+    return str(Path(tempfile.gettempdir()) / "mhowto-scratch" / run_id)
+
+
+def run_dataset(cfg: RegionConfig, log=print, retry_failed: bool = False, progress: bool = True) -> RunSummary:
     """Run the region's plan; ``retry_failed`` first gives the videos that failed in
     committed units to new retry units (their clips are added, none doubled)."""
+    from multihowto.pipeline import ray_runner
+
     started = time.perf_counter()
     storage = open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region)
-    local = local_root(cfg, storage)
-    work_dir = local / "_work"
-    committer = ShardCommit(cfg, storage, local / ".tmp")
-    with open_source(cfg) as manifest:
-        plan = make_plan(manifest, cfg, storage)
+    check_output(storage)
+    with OutputLease(storage) as lease, open_source(cfg) as source:
+        cfg = source.cfg
+        plan = make_plan(source.manifest, cfg, storage, source.base_url)
         if retry_failed:
-            new = add_retry_units(plan, storage, cfg.videos_per_unit)
-            log(f"[retry] {sum(len(plan.units[u]) for u in new)} failed videos in {len(new)} new units")
-        done = [u for u in plan.units if committer.is_committed(u)]
-        todo = {u: rows for u, rows in plan.units.items() if u not in done}
+            new = add_retry_units(plan, storage)
+            log(f"[retry] {plan.retries[-1]['n_videos'] if new else 0} failed videos in {len(new)} new units")
+        tasks = plan.tasks()
+        present = set(storage.list("shard-"))
+        todo = [t for t in tasks if shard_files(t.unit)["index"] not in present]
+        done_before = len(tasks) - len(todo)
         log(
-            f"[plan] {plan.n_videos} videos in {len(plan.units)} units; "
-            f"{len(done)} already committed, {len(todo)} to do; "
-            f"{len(plan.rejected)} manifest rows rejected"
+            f"[plan] {plan.n_videos} videos in {len(tasks)} units; {done_before} already committed, "
+            f"{len(todo)} to do; {plan.n_rejected} manifest rows rejected"
         )
-        committed, clips, n_videos = 0, 0, sum(len(r) for r in todo.values())
+        summary = RunSummary(units_total=len(tasks), units_done_before=done_before, units_committed=0,
+                             videos=sum(t.stop - t.start for t in todo), clips=0, seconds=0.0)
+        if not tasks:
+            log("[plan] the manifest holds no video for this region: nothing to do")
         if todo:
-            for unit in todo:
-                committer.remove_partial(unit)
-            from multihowto.pipeline.ray_runner import run_items
+            bar = tqdm(total=summary.videos, desc="videos", unit="video", dynamic_ncols=True, disable=not progress)
 
-            pending: dict[int, list[Item]] = {u: [] for u in todo}
-            items = [
-                {"video_id": r["video_id"], "url": r["url"], "unit": u, "status": "ok"}
-                for u, rows in todo.items()
-                for r in rows
-            ]
-            bar = tqdm(total=len(items), desc="videos", unit="video", dynamic_ncols=True)
+            def on_result(task, result, error) -> None:
+                if lease.lost.is_set():
+                    raise RuntimeError(f"{storage.uri}: another run took the output's lease; stopping")
+                if result is None:
+                    summary.units_failed[task.unit] = error
+                    bar.update(task.stop - task.start)
+                else:
+                    summary.units_committed += 1
+                    summary.clips += result["clips"]
+                    summary.failures.update(result["failures"])
+                    bar.update(result["videos"])
+                bar.set_postfix(units=f"{summary.units_committed}/{len(todo)}", clips=summary.clips,
+                                failed=sum(summary.failures.values()), refresh=False)
 
-            def on_item(item: Item) -> None:
-                nonlocal committed, clips
-                unit = item["unit"]
-                pending[unit].append(item)
-                bar.update(1)
-                if len(pending[unit]) == len(todo[unit]):
-                    stats = committer.commit(unit, pending.pop(unit))
-                    committed += 1
-                    clips += stats["clips"]
-                    bar.set_postfix(units=f"{committed}/{len(todo)}", clips=clips)
-
-            run_items(items, cfg, str(work_dir), on_item)
-            bar.close()
-            if pending:
-                raise RuntimeError(f"units never completed: {sorted(pending)}")
-    shutil.rmtree(local / ".tmp", ignore_errors=True)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    return RunSummary(
-        units_total=len(plan.units),
-        units_done_before=len(done),
-        units_committed=committed,
-        videos=n_videos,
-        clips=clips,
-        seconds=round(time.perf_counter() - started, 1),
-    )
+            run_id = lease.run_id
+            try:
+                received = ray_runner.run_units(cfg, todo, run_id, scratch_root(run_id), on_result)
+            finally:
+                bar.close()
+                shutil.rmtree(scratch_root(run_id), ignore_errors=True)
+            summary.driver_bytes = received["bytes"]
+    summary.seconds = round(time.perf_counter() - started, 1)
+    return summary

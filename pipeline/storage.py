@@ -69,6 +69,19 @@ class LocalStorage:
     def list(self, prefix: str = "") -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_file() and p.name.startswith(prefix))
 
+    def open_random(self, name: str):
+        return open(self._path(name), "rb")
+
+    def put_if_absent(self, name: str, data: bytes) -> bool:
+        dest = self._path(name)
+        try:
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+
 
 class S3Storage:
     """``s3://bucket/prefix`` through boto3; large files go up as multipart uploads."""

@@ -31,7 +31,10 @@ INDEX_SCHEMA = pa.schema(
     ]
 )
 
-PLAN_FILE = "_plan.json"
+PLAN_FILE = "_plan.json"  # the plan's summary and fingerprint (pipeline/plan.py); written last
+PLAN_ROWS_FILE = "_plan.parquet"  # unit, video_id, url: sorted by unit
+PLAN_REJECTED_FILE = "_plan_rejected.parquet"  # line, reason, value
+LEASE_FILE = "_lease.json"  # the run that holds the output (pipeline/lease.py)
 REPORT_DIR = "_report"
 CARD_FILE = "README.md"
 INDEX_SUFFIX = ".parquet"
@@ -45,6 +48,11 @@ def shard_files(unit: int) -> dict[str, str]:
 
     base = shard_name(unit)
     return {"tar": f"{base}{TAR_SUFFIX}", "stats": f"{base}{STATS_SUFFIX}", "index": f"{base}{INDEX_SUFFIX}"}
+
+
+def plan_retry_file(batch: int) -> str:
+    """The rows of the ``batch``-th ``--retry-failed`` (same columns as the plan's)."""
+    return f"_plan_retry-{batch:04d}.parquet"
 
 
 def how2_file(lang: str) -> str:
@@ -65,6 +73,9 @@ def new_stats(shard: str, unit: int) -> dict:
         "lid": {"rejected": {}, "uncertain": {}},  # lang -> {reason: count} / lang -> count
         "missing_langs": {},  # lang -> {reason: count}
         "track_errors": {},  # lang -> {reason: count}
+        "clips_dropped": {},  # reason -> clips planned by align but not written
+        "encodings": {},  # encoding -> tracks decoded from it (UTF-8 not counted)
+        "requests": 0,  # HTTP requests made by the downloads
         "timings_s": {},  # stage -> summed seconds
         "per_video": [],
     }

@@ -1,9 +1,10 @@
 """Alignment by time overlap, on tracks cut differently from the pivot."""
 
-import dataclasses
-
 from multihowto.operators.align import AlignTracks, assign_cues, build_clips
-from multihowto.schemas.config import AlignConfig, RegionConfig
+from multihowto.schemas.config import AlignConfig
+from multihowto.schemas.item import Track, VideoItem
+
+LANGS3 = ("en", "de", "fr")
 
 PIVOT = [
     [0.16, 2.79, "today we're going to make bread"],
@@ -22,21 +23,20 @@ GERMAN = [
 
 
 def _item(tracks):
-    return {"video_id": "v", "tracks": {k: {"cues": v, "format": "vtt", "kind": "manual"} for k, v in tracks.items()}}
+    return VideoItem("v", "", 0, tracks={k: Track(cues=v, format="vtt", kind="manual") for k, v in tracks.items()})
 
 
 def test_differently_cut_tracks_land_in_the_right_clips():
-    cfg = RegionConfig(langs=("en", "de", "fr"))
-    [out] = AlignTracks(cfg).process_batch([_item({"en": PIVOT, "de": GERMAN})])
-    assert out["status"] == "ok" and out["pivot"] == "en"
-    texts = [c["texts"] for c in out["clips"]]
+    [out] = AlignTracks(AlignConfig(), LANGS3).process_batch([_item({"en": PIVOT, "de": GERMAN})])
+    assert out.ok and out.pivot == "en"
+    texts = [c.texts for c in out.clips]
     assert texts[0] == {"en": PIVOT[0][2], "de": "Heute backen wir ein Brot."}
     assert texts[1] == {"en": PIVOT[1][2], "de": "Zuerst Mehl und Wasser mischen."}
     # the merged German cue spans two English clips: it goes to the one it overlaps most
     assert sum("de" in t for t in texts[2:]) == 1
     assert "Dann zehn Minuten kneten" in (texts[2].get("de") or texts[3].get("de"))
-    assert out["missing_langs"] == {"fr": "no_track"}
-    assert 0 < out["clips"][0]["confidence"]["de"] <= 1
+    assert out.missing_langs == {"fr": "no_track"}
+    assert 0 < out.clips[0].confidence["de"] <= 1
 
 
 def test_shift_of_300ms_keeps_assignment():
@@ -56,14 +56,26 @@ def test_clips_are_merged_and_split_to_bounds():
 
 
 def test_pivot_falls_back_when_english_is_gone():
-    cfg = dataclasses.replace(RegionConfig(), align=AlignConfig(pivot="en"))
     item = _item({"de": GERMAN})
-    item["lid_rejected"] = {"en": "wrong_language"}
-    [out] = AlignTracks(cfg).process_batch([item])
-    assert out["pivot"] == "de"
-    assert out["missing_langs"]["en"] == "lid_wrong_language"
+    item.lid_rejected = {"en": "wrong_language"}
+    [out] = AlignTracks(AlignConfig(pivot="en"), LANGS3).process_batch([item])
+    assert out.pivot == "de"
+    assert out.missing_langs["en"] == "lid_wrong_language"
 
 
 def test_no_track_fails_the_video_with_a_reason():
-    [out] = AlignTracks(RegionConfig()).process_batch([_item({})])
-    assert out["status"] == "failed" and out["error"].startswith("no_usable_subtitles")
+    [out] = AlignTracks(AlignConfig(), LANGS3).process_batch([_item({})])
+    assert out.status == "failed" and out.failure.reason == "no_usable_subtitles" and out.failure.stage == "align"
+
+
+def test_a_cue_of_100000_hours_is_refused_before_any_clip_is_made():
+    item = _item({"en": [[0.0, 359_999_999.0, "one cue that never ends"]]})
+    [out] = AlignTracks(AlignConfig(), LANGS3).process_batch([item])
+    assert out.failure.reason == "too_many_clips" and out.clips == []
+
+
+def test_cues_after_the_stated_duration_plan_no_clip():
+    item = _item({"en": PIVOT})
+    item.info = {"duration": 6.0}
+    [out] = AlignTracks(AlignConfig(), LANGS3).process_batch([item])
+    assert out.ok and [c.index for c in out.clips] == [0, 1] and out.clips[-1].end <= 6.0

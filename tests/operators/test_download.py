@@ -1,33 +1,42 @@
 """yt-dlp against the sample site on 127.0.0.1: the video and all its tracks."""
 
+from pathlib import Path
+
 from multihowto.operators.download import DownloadVideo, classify_download_error
+from multihowto.schemas.item import VideoItem
 from multihowto.schemas.sample import LANGS
 
 
+def video(tmp_path, video_id, url):
+    scratch = tmp_path / "work" / video_id
+    scratch.mkdir(parents=True, exist_ok=True)
+    return VideoItem(video_id, url, 0, scratch=str(scratch))
+
+
+def op_for(cfg):
+    return DownloadVideo(cfg.download, cfg.langs)
+
+
 def test_downloads_video_and_every_track(cfg, site_url, tmp_path):
-    op = DownloadVideo(cfg, str(tmp_path / "work"))
-    [item] = op.process_batch([{"video_id": "sample-00", "url": site_url + "v/sample-00.html"}])
-    assert item["status"] == "ok", item.get("error")
-    assert item["video_ext"] == ".mp4" and item["video_bytes"][4:8] == b"ftyp"  # a real mp4
-    assert set(item["subtitles"]) == set(LANGS)
-    assert item["subtitles"]["zh"]["format"] == "vtt" and item["subtitles"]["zh"]["data"].startswith(b"WEBVTT")
-    assert item["info"]["extractor"] == "html5"
-    assert not (tmp_path / "work" / "sample-00").exists()  # nothing left on this node's disk
+    [item] = op_for(cfg).process_batch([video(tmp_path, "sample-00", site_url + "v/sample-00.html")])
+    assert item.ok, item.failure
+    assert Path(item.video_path).suffix == ".mp4" and Path(item.video_path).read_bytes()[4:8] == b"ftyp"  # a real mp4
+    assert set(item.raw_tracks) == set(LANGS)
+    assert item.raw_tracks["zh"].format == "vtt" and item.raw_tracks["zh"].data.startswith(b"WEBVTT")
+    assert item.info["extractor"] == "html5"
+    assert sorted(p.name for p in item.scratch_dir.iterdir()) == ["video.mp4"]  # the tracks are in the item
 
 
 def test_missing_languages_are_simply_absent(cfg, site_url, tmp_path):
-    op = DownloadVideo(cfg, str(tmp_path / "work"))
-    [item] = op.process_batch([{"video_id": "sample-04", "url": site_url + "v/sample-04.html"}])
-    assert set(LANGS) - set(item["subtitles"]) == {"sw", "cs"}
+    [item] = op_for(cfg).process_batch([video(tmp_path, "sample-04", site_url + "v/sample-04.html")])
+    assert set(LANGS) - set(item.raw_tracks) == {"sw", "cs"}
 
 
 def test_not_found_is_recorded(cfg, site_url, tmp_path):
-    op = DownloadVideo(cfg, str(tmp_path / "work"))
-    [item] = op.process_batch([{"video_id": "nope", "url": site_url + "v/nope.html"}])
-    assert item["status"] == "failed" and item["failed_at"] == "download"
-    assert item["error"].startswith("http_404")
-    assert "127.0.0.1" not in item["error"]  # URLs are stripped from recorded errors
-    assert not (tmp_path / "work" / "nope").exists()  # a failed download leaves no files either
+    [item] = op_for(cfg).process_batch([video(tmp_path, "nope", site_url + "v/nope.html")])
+    assert item.status == "failed" and item.failure.stage == "download"
+    assert item.failure.reason == "http_404"
+    assert "127.0.0.1" not in item.failure.detail  # URLs are stripped from recorded errors
 
 
 def test_error_classification():
@@ -38,21 +47,18 @@ def test_error_classification():
     assert classify_download_error("read timed out").reason == "timeout"
 
 
-def test_one_actor_many_videos_keeps_files_apart(cfg, site_url, small_site, tmp_path):
-    def small_site_truth():
-        import json
+def test_one_downloader_many_videos_keeps_files_apart(cfg, site_url, small_site, tmp_path):
+    import json
 
-        return json.loads((small_site / "truth.json").read_text())
-
-    op = DownloadVideo(cfg, str(tmp_path / "work"))
-    items = op.process_batch([
-        {"video_id": "first", "url": site_url + "v/sample-00.html"},
-        {"video_id": "gone", "url": site_url + "v/missing.html"},
-        {"video_id": "second", "url": site_url + "v/sample-04.html"},
+    items = op_for(cfg).process_batch([
+        video(tmp_path, "first", site_url + "v/sample-00.html"),
+        video(tmp_path, "gone", site_url + "v/missing.html"),
+        video(tmp_path, "second", site_url + "v/sample-04.html"),
     ])
-    assert [i["status"] for i in items] == ["ok", "failed", "ok"]
-    site = small_site_truth()
-    assert len(items[0]["video_bytes"]) != len(items[2]["video_bytes"])  # each its own file
-    assert items[0]["subtitles"]["en"]["data"] != items[2]["subtitles"]["en"]["data"]
-    assert site["sample-00"]["cues"][0]["texts"]["de"].encode() in items[0]["subtitles"]["de"]["data"]
-    assert len(items[2]["subtitles"]) == 7
+    assert [i.status for i in items] == ["ok", "failed", "ok"]
+    site = json.loads((small_site / "truth.json").read_text())
+    assert Path(items[0].video_path).parent.name == "first" and Path(items[2].video_path).parent.name == "second"
+    assert Path(items[0].video_path).stat().st_size != Path(items[2].video_path).stat().st_size  # each its own file
+    assert items[0].raw_tracks["en"].data != items[2].raw_tracks["en"].data
+    assert site["sample-00"]["cues"][0]["texts"]["de"].encode() in items[0].raw_tracks["de"].data
+    assert len(items[2].raw_tracks) == 7

@@ -2,9 +2,10 @@
 
 import dataclasses
 
-from multihowto.operators.download import DownloadVideo, TokenBucket, backoff_delay
+from multihowto.operators.download import DownloadVideo, backoff_delay
 from multihowto.sample_site.server import serve
 from multihowto.schemas.config import DownloadConfig
+from tests.operators.test_download import video
 
 
 def test_transient_faults_are_retried_permanent_ones_are_not(cfg, small_site, tmp_path):
@@ -17,40 +18,25 @@ def test_transient_faults_are_retried_permanent_ones_are_not(cfg, small_site, tm
     }
     cfg = dataclasses.replace(cfg, download=DownloadConfig(
         allowed_extractors=("generic", "html5"), retries=3, backoff_base_s=0.05, backoff_max_s=0.2, socket_timeout_s=1.0))
-    op = DownloadVideo(cfg, str(tmp_path / "work"))
+    op = DownloadVideo(cfg.download, cfg.langs)
     with serve(small_site, faults=faults) as base:
         ids = ["sample-00", "sample-01", "sample-02", "sample-03", "sample-04", "nope"]
-        items = {it["video_id"]: it for it in op.process_batch([{"video_id": v, "url": f"{base}v/{v}.html"} for v in ids])}
-    assert items["sample-00"]["status"] == "ok" and items["sample-00"]["retried"] == ["http_429", "http_429"]
-    assert items["sample-01"]["status"] == "ok" and items["sample-01"]["retried"] == ["http_500"]
-    assert items["sample-02"]["status"] == "ok"  # a truncated body is fetched again
-    assert items["sample-04"]["status"] == "ok" and items["sample-04"]["retried"] == ["timeout"]
+        items = {it.video_id: it for it in op.process_batch([video(tmp_path, v, f"{base}v/{v}.html") for v in ids])}
+    assert items["sample-00"].ok and items["sample-00"].retried == ["http_429", "http_429"]
+    assert items["sample-01"].ok and items["sample-01"].retried == ["http_500"]
+    assert items["sample-02"].ok  # a truncated body is fetched again
+    assert items["sample-04"].ok and items["sample-04"].retried == ["timeout"]
     # a 5xx that never clears: retried `retries` times, then recorded
-    assert items["sample-03"]["status"] == "failed" and items["sample-03"]["download_attempts"] == 4
-    assert items["sample-03"]["error"].startswith("http_500_after_retries")
+    assert items["sample-03"].status == "failed" and items["sample-03"].download_attempts == 4
+    assert items["sample-03"].failure.reason == "http_500_after_retries"
     # permanent: not retried
-    assert items["nope"]["download_attempts"] == 1 and items["nope"]["error"].startswith("http_404")
+    assert items["nope"].download_attempts == 1 and items["nope"].failure.reason == "http_404"
 
 
 def test_host_allow_list(cfg, tmp_path):
     cfg = dataclasses.replace(cfg, download=DownloadConfig(allowed_hosts=("127.0.0.1",)))
-    [item] = DownloadVideo(cfg, str(tmp_path)).process_batch([{"video_id": "x", "url": "http://example.org/v.html"}])
-    assert item["status"] == "failed" and item["error"].startswith("host_not_allowed")
-
-
-def test_token_bucket_paces_each_host():
-    now = [0.0]
-    slept = []
-
-    def sleep(s):
-        slept.append(s)
-        now[0] += s
-
-    bucket = TokenBucket(rate=2.0, burst=2, clock=lambda: now[0], sleep=sleep)
-    waits = [bucket.acquire("a") for _ in range(4)]
-    assert waits[:2] == [0.0, 0.0] and waits[2] == 0.5 and waits[3] == 0.5
-    assert bucket.acquire("b") == 0.0  # hosts are paced separately
-    assert TokenBucket(0, 1).acquire("a") == 0.0
+    [item] = DownloadVideo(cfg.download, cfg.langs).process_batch([video(tmp_path, "x", "http://example.org/v.html")])
+    assert item.status == "failed" and item.failure.reason == "host_not_allowed"
 
 
 def test_backoff_grows_and_is_capped():

@@ -1,6 +1,5 @@
 """Features from a TorchScript backbone loaded from a local path."""
 
-import dataclasses
 import io
 
 import numpy as np
@@ -8,8 +7,9 @@ import pytest
 import torch
 
 from multihowto.operators.features import ExtractFeatures, per_second
-from multihowto.schemas.config import FeaturesConfig, FramesConfig, RegionConfig
+from multihowto.schemas.config import FeaturesConfig
 from multihowto.schemas.frames import pack_jpegs
+from multihowto.schemas.item import Clip, VideoItem
 
 
 class TinyBackbone(torch.nn.Module):
@@ -41,25 +41,25 @@ def _frames_blob(n, seed=0):
 
 
 def _op(model_path, fps=1.0):
-    cfg = dataclasses.replace(
-        RegionConfig(),
-        frames=FramesConfig(fps=fps),
-        features=FeaturesConfig(enabled=True, model_path=str(model_path), batch_size=2, device="cpu"),
-    )
-    return ExtractFeatures(cfg)
+    return ExtractFeatures(FeaturesConfig(enabled=True, model_path=str(model_path), batch_size=2, device="cpu"), fps)
 
 
-def _run(op, blobs):
-    [item] = op.process_batch([{"video_id": "v", "clip_frames": blobs}])
-    assert item["status"] == "ok", item.get("error")
-    return [np.load(io.BytesIO(b), allow_pickle=False) for b in item["clip_features"]]
+def _run(op, blobs, tmp_path):
+    clips = []
+    for i, blob in enumerate(blobs):
+        path = tmp_path / f"clip-{i}.frames.npz"
+        path.write_bytes(blob)
+        clips.append(Clip(index=i, start=i, end=i + 1, texts={}, confidence={}, frames_path=str(path)))
+    [item] = op.process_batch([VideoItem("v", "", 0, clips=clips)])
+    assert item.ok, item.failure
+    return [np.load(io.BytesIO(c.features), allow_pickle=False) for c in item.clips]
 
 
 def test_shapes_dtype_and_determinism(tmp_path):
     model = _save(tmp_path / "a.pt", 0)
     blobs = [_frames_blob(3), _frames_blob(5, seed=1)]
-    a = _run(_op(model), blobs)
-    b = _run(_op(model), blobs)
+    a = _run(_op(model), blobs, tmp_path)
+    b = _run(_op(model), blobs, tmp_path)
     assert [f.shape for f in a] == [(3, 16), (5, 16)]
     assert all(f.dtype == np.float16 for f in a)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
@@ -67,8 +67,8 @@ def test_shapes_dtype_and_determinism(tmp_path):
 
 def test_the_given_weights_are_the_ones_used(tmp_path):
     blobs = [_frames_blob(4)]
-    a = _run(_op(_save(tmp_path / "a.pt", 0)), blobs)[0]
-    b = _run(_op(_save(tmp_path / "b.pt", 1)), blobs)[0]
+    a = _run(_op(_save(tmp_path / "a.pt", 0)), blobs, tmp_path)[0]
+    b = _run(_op(_save(tmp_path / "b.pt", 1)), blobs, tmp_path)[0]
     assert not np.allclose(a, b)
     # and equal to running that very file by hand
     op = _op(tmp_path / "a.pt")

@@ -1,7 +1,8 @@
 """One ffmpeg decode per video, frames cut per clip, on real footage."""
 
-import dataclasses
+import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +15,9 @@ from multihowto.operators.frames import (
     split_jpeg_stream,
 )
 from multihowto.sample_site.material import footage_paths
-from multihowto.schemas.config import FramesConfig, RegionConfig
+from multihowto.schemas.config import FramesConfig
 from multihowto.schemas.frames import decode_frames, pack_jpegs
+from multihowto.schemas.item import Clip, VideoItem
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +59,20 @@ def test_frames_for_clip():
     assert frames_for_clip(2.2, 2.6, 6, 1.0) == [2]  # shorter than a period: nearest to the middle
 
 
-def test_operator_packs_frames_per_clip(clip6s):
-    cfg = dataclasses.replace(RegionConfig(), frames=FramesConfig(size=64))
-    item = {"video_id": "v", "video_bytes": clip6s.read_bytes(), "clips": [{"start": 0.0, "end": 2.5}, {"start": 2.5, "end": 6.0}]}
-    [out] = ExtractFrames(cfg).process_batch([item])
-    assert out["status"] == "ok" and "video_bytes" not in out  # consumed: travels no further
-    assert out["clip_frame_counts"] == [3, 3]
-    frames = decode_frames(out["clip_frames"][1])
+def _video(tmp_path, video, spans):
+    scratch = tmp_path / "v"
+    scratch.mkdir(exist_ok=True)
+    shutil.copy(video, scratch / "video.mp4")
+    clips = [Clip(index=i, start=s, end=e, texts={"en": "x"}, confidence={"en": 1.0}) for i, (s, e) in enumerate(spans)]
+    return VideoItem("v", "", 0, scratch=str(scratch), video_path=str(scratch / "video.mp4"), clips=clips)
+
+
+def test_operator_packs_frames_per_clip(clip6s, tmp_path):
+    item = _video(tmp_path, clip6s, [(0.0, 2.5), (2.5, 6.0)])
+    [out] = ExtractFrames(FramesConfig(size=64)).process_batch([item])
+    assert out.ok and out.video_path == "" and not (tmp_path / "v" / "video.mp4").exists()  # consumed
+    assert [c.n_frames for c in out.clips] == [3, 3]
+    frames = decode_frames(Path(out.clips[1].frames_path).read_bytes())
     assert frames.shape == (3, 64, 64, 3)
     assert frames.std() > 5  # real footage, not a blank frame
 
@@ -72,6 +81,6 @@ def test_corrupt_video_is_a_recorded_failure(tmp_path, clip6s):
     bad = tmp_path / "bad.mp4"
     data = clip6s.read_bytes()
     bad.write_bytes(data[:64] + bytes(len(data) // 4))
-    [out] = ExtractFrames(RegionConfig()).process_batch([{"video_id": "v", "video_bytes": bad.read_bytes(), "clips": [{"start": 0, "end": 2}]}])
-    assert out["status"] == "failed" and out["failed_at"] == "frames" and "video_bytes" not in out
-    assert out["error"].startswith("corrupt_video")
+    [out] = ExtractFrames(FramesConfig()).process_batch([_video(tmp_path, bad, [(0, 2)])])
+    assert out.status == "failed" and out.failure.stage == "frames" and out.video_path == ""
+    assert out.failure.reason == "corrupt_video"

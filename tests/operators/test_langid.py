@@ -1,14 +1,18 @@
 """Language ID with the real lid.176 model on real CLDR text."""
 
-import dataclasses
-
 from multihowto.operators.langid import LanguageId, LanguageIdentifier, track_verdict
 from multihowto.sample_site.material import load_emoji
-from multihowto.schemas.config import LangIdConfig, RegionConfig
+from multihowto.schemas.config import LangIdConfig
+from multihowto.schemas.item import Track, VideoItem
+from multihowto.schemas.sample import LANGS
 
 
 def _track(texts):
-    return {"cues": [[i * 3.0, i * 3.0 + 2.5, t] for i, t in enumerate(texts)], "format": "vtt", "kind": "manual"}
+    return Track(cues=[[i * 3.0, i * 3.0 + 2.5, t] for i, t in enumerate(texts)], format="vtt", kind="manual")
+
+
+def _video(tracks):
+    return VideoItem("v", "", 0, tracks=tracks)
 
 
 def test_identifier_on_real_sentences():
@@ -29,29 +33,26 @@ def test_verdicts():
 
 def test_operator_rejects_a_track_in_the_wrong_language():
     emoji = load_emoji()[400:410]
-    item = {
-        "video_id": "v",
-        "tracks": {
-            "en": _track([e.names["en"] for e in emoji]),
-            "de": _track([e.names["fr"] for e in emoji]),  # claims German, holds French
-            "ru": _track([e.names["ru"] for e in emoji]),
-        },
-    }
-    [out] = LanguageId(RegionConfig()).process_batch([item])
-    assert out["status"] == "ok"
-    assert set(out["tracks"]) == {"en", "ru"}
-    assert out["lid_rejected"] == {"de": "wrong_language"}
-    assert out["lid"]["de"]["label"] == "fr" and out["lid"]["de"]["score"] >= 0.5
-    assert out["lid"]["ru"]["verdict"] == "accept"
-    assert len(out["tracks"]["en"]["cue_lid"]) == 10
+    item = _video({
+        "en": _track([e.names["en"] for e in emoji]),
+        "de": _track([e.names["fr"] for e in emoji]),  # claims German, holds French
+        "ru": _track([e.names["ru"] for e in emoji]),
+    })
+    [out] = LanguageId(LangIdConfig(), LANGS).process_batch([item])
+    assert out.ok
+    assert set(out.tracks) == {"en", "ru"}
+    assert out.lid_rejected == {"de": "wrong_language"}
+    assert out.lid["de"]["label"] == "fr" and out.lid["de"]["score"] >= 0.5
+    assert out.lid["ru"]["verdict"] == "accept"
+    assert len(out.tracks["en"].cue_lid) == 10
 
 
 def test_thresholds_come_from_config():
     emoji = load_emoji()[400:410]
-    item = {"video_id": "v", "tracks": {"de": _track([e.names["fr"] for e in emoji])}}
-    lax = dataclasses.replace(RegionConfig(), langid=LangIdConfig(reject_score=0.999, accept_floor=0.001))
-    [out] = LanguageId(lax).process_batch([item])
-    assert out["lid"]["de"]["verdict"] == "uncertain"
+    item = _video({"de": _track([e.names["fr"] for e in emoji])})
+    lax = LangIdConfig(reject_score=0.999, accept_floor=0.001)
+    [out] = LanguageId(lax, LANGS).process_batch([item])
+    assert out.lid["de"]["verdict"] == "uncertain"
 
 
 def test_top_k_verdicts_equal_full_distribution_verdicts():
@@ -61,10 +62,9 @@ def test_top_k_verdicts_equal_full_distribution_verdicts():
     import random
 
     from multihowto.operators.langid import track_line
-    from multihowto.schemas.sample import LANGS
 
-    cfg = RegionConfig()
-    op = LanguageId(cfg)
+    cfg = LangIdConfig()
+    op = LanguageId(cfg, LANGS)
     op.setup()
     rng = random.Random(7)
     emoji = load_emoji()
@@ -73,8 +73,8 @@ def test_top_k_verdicts_equal_full_distribution_verdicts():
         for real in LANGS:
             for _ in range(6):
                 text = track_line([e.names[real] for e in rng.sample(emoji, 8)])
-                full = track_verdict(claimed, op.lid.scores(text, 176), len(text), cfg.langid)
-                fast = track_verdict(claimed, op.lid.scores(text, op.k[claimed]), len(text), cfg.langid)
+                full = track_verdict(claimed, op.lid.scores(text, 176), len(text), cfg)
+                fast = track_verdict(claimed, op.lid.scores(text, op.k[claimed]), len(text), cfg)
                 checked += 1
                 if full["verdict"] == fast["verdict"]:
                     continue
@@ -87,5 +87,5 @@ def test_a_chinese_track_is_classified_with_its_cues_apart():
     """Regression: CJK cues glued into one string (as clip text joins them) read as one
     "word" to fastText and came out English; the verdict classifies them spaced."""
     cues = "彩虹旗 煎蛋 九点半 星月 西瓜 旗: 斯里兰卡 黑心 快进按钮 来信".split(" ")
-    [out] = LanguageId(RegionConfig()).process_batch([{"video_id": "v", "tracks": {"zh": _track(cues)}}])
-    assert out["lid"]["zh"]["verdict"] == "accept" and out["lid"]["zh"]["score"] > 0.9
+    [out] = LanguageId(LangIdConfig(), LANGS).process_batch([_video({"zh": _track(cues)})])
+    assert out.lid["zh"]["verdict"] == "accept" and out.lid["zh"]["score"] > 0.9

@@ -8,7 +8,9 @@ import pytest
 from multihowto.operators.caption_formats import CaptionFormatError, parse_caption_file, parse_json3
 from multihowto.operators.caption_text import dedupe_rolling, is_rolling, join_texts, normalise_text
 from multihowto.operators.subtitles import ParseSubtitles, read_track
-from multihowto.schemas.config import RegionConfig
+from multihowto.schemas.config import SubtitlesConfig
+from multihowto.schemas.item import RawTrack, VideoItem
+from multihowto.schemas.sample import LANGS
 from tests.conftest import DATA
 
 # Hand-checked from the fixture: each spoken line once, from its speech cue's start to
@@ -84,25 +86,25 @@ def test_json3_garbage_is_a_format_error():
         parse_json3('{"events": 3}')
 
 
-def _sub(name: str) -> dict:
-    return {"format": name.rsplit(".", 1)[1], "data": (DATA / name).read_bytes()}
+def _sub(name: str) -> RawTrack:
+    return RawTrack(format=name.rsplit(".", 1)[1], data=(DATA / name).read_bytes())
 
 
 def test_operator_records_a_broken_track_and_keeps_the_video():
-    op = ParseSubtitles(RegionConfig())
-    item = {"video_id": "v", "subtitles": {"en": _sub("youtube_rolling.en.vtt"), "de": _sub("broken.vtt")}}
+    op = ParseSubtitles(SubtitlesConfig(), LANGS)
+    item = VideoItem("v", "", 0, raw_tracks={"en": _sub("youtube_rolling.en.vtt"), "de": _sub("broken.vtt")})
     [out] = op.process_batch([item])
-    assert out["status"] == "ok"
-    assert out["track_errors"] == {"de": "malformed_vtt"}
-    assert out["tracks"]["en"]["kind"] == "asr-rolling"
-    assert "subtitles" not in out  # the raw files are consumed
+    assert out.ok
+    assert out.track_errors == {"de": "malformed_vtt"}
+    assert out.tracks["en"].kind == "asr-rolling"
+    assert out.raw_tracks == {}  # the raw files are consumed
 
 
 def test_operator_fails_a_video_without_readable_tracks():
-    op = ParseSubtitles(RegionConfig())
-    [out] = op.process_batch([{"video_id": "v", "subtitles": {"de": _sub("broken.vtt")}}])
-    assert out["status"] == "failed" and out["failed_at"] == "subtitles"
-    assert out["error"].startswith("no_subtitles")
+    op = ParseSubtitles(SubtitlesConfig(), LANGS)
+    [out] = op.process_batch([VideoItem("v", "", 0, raw_tracks={"de": _sub("broken.vtt")})])
+    assert out.status == "failed" and out.failure.stage == "subtitles"
+    assert out.failure.reason == "no_subtitles"
 
 
 def test_missing_or_non_utf8_files_are_format_errors(tmp_path):

@@ -13,6 +13,7 @@ import webdataset as wds
 from multihowto.pipeline.inspect_dataset import inspect_dataset
 from multihowto.pipeline.report import write_report
 from multihowto.pipeline.run import run_dataset
+from multihowto.schemas.config import ConcurrencyConfig
 from multihowto.schemas.frames import decode_frames
 from multihowto.schemas.sample import LANGS
 
@@ -123,14 +124,15 @@ def test_how2_round_trip_rebuilds_the_same_clips(built, small_site, tmp_path):
     assert second == first
 
 
-@pytest.mark.parametrize("fuse", ["all", "none"])
-def test_every_actor_layout_writes_the_same_dataset(built, tmp_path, fuse):
-    """``concurrency.fuse`` changes which actors run which stages, never what comes out:
-    the same samples byte for byte (the source URL's port aside, the site is served anew)
-    and the same per-video outcomes, the corrupt video's failure included."""
+@pytest.mark.parametrize("workers,download", [(1, 1), (2, 3)])
+def test_every_layout_writes_the_same_dataset(built, tmp_path, workers, download):
+    """How many units run at once and how many downloads overlap inside each never
+    change what comes out: the same samples byte for byte (the source URL's port aside,
+    the site is served anew) and the same per-video outcomes, the corrupt video's
+    failure included."""
     cfg, out, _ = built
-    again = tmp_path / fuse
-    run_dataset(dataclasses.replace(cfg, output=str(again), concurrency=dataclasses.replace(cfg.concurrency, fuse=fuse)),
+    again = tmp_path / f"w{workers}d{download}"
+    run_dataset(dataclasses.replace(cfg, output=str(again), concurrency=ConcurrencyConfig(workers=workers, download=download)),
                 log=lambda *_: None)
 
     def content(root: Path):
@@ -142,10 +144,10 @@ def test_every_actor_layout_writes_the_same_dataset(built, tmp_path, fuse):
         outcomes = {}
         for p in sorted(root.glob("shard-*.stats.json")):
             for v in json.loads(p.read_text())["per_video"]:
-                outcomes[v["video_id"]] = (v["status"], v["failed_at"], v["error"].split(":")[0], v["clips"], v["lid"])
+                outcomes[v["video_id"]] = (v["status"], v["failed_at"], v["reason"], v["clips"], v["lid"])
         return samples, outcomes
 
-    assert cfg.concurrency.fuse == "light"  # the fixture's: the default
+    assert cfg.concurrency == ConcurrencyConfig()  # the fixture's: the default
     first, second = content(out), content(again)
     assert len(first[0]) > 20 and any(status == "failed" for status, *_ in first[1].values())
     assert second == first

@@ -1,36 +1,45 @@
-"""The actor pools a run asks Ray for, by ``concurrency.fuse``."""
+"""The Ray module's guards, and the run-wide host rate limit it hosts."""
 
-import dataclasses
+import http.server
+import threading
 
 import pytest
 
-from multihowto.pipeline.ray_runner import stage_plan
-from multihowto.schemas.config import (
-    ConcurrencyConfig,
-    ConfigError,
-    FeaturesConfig,
-    RegionConfig,
-    validate,
-)
+from multihowto.pipeline.ratelimit import HostRateLimiter
+from multihowto.pipeline.ray_runner import RayUnavailable, _probe_gcs
 
 
-def names(pools):
-    return [([op.name for op, _ in steps], actors, cpus) for steps, actors, cpus in pools]
+def test_an_http_port_given_as_ray_address_is_refused_by_name():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(RayUnavailable, match="ray_address: .* not as a Ray cluster"):
+            _probe_gcs(f"127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
-def test_each_layout_puts_the_stages_in_their_pools():
-    cfg = RegionConfig(concurrency=ConcurrencyConfig(download=6, subtitles=2, langid=3, align=1, frames=0))
-    assert names(stage_plan(cfg, "/tmp/w", cpus=4)) == [
-        (["download", "subtitles", "langid", "align"], 6, 0.25), (["frames"], 4, 1.0)]
-    fused = dataclasses.replace(cfg, concurrency=dataclasses.replace(cfg.concurrency, fuse="all", frames=3))
-    assert names(stage_plan(fused, "/tmp/w", cpus=4)) == [(["download", "subtitles", "langid", "align", "frames"], 3, 1.0)]
-    apart = dataclasses.replace(cfg, concurrency=dataclasses.replace(cfg.concurrency, fuse="none"))
-    assert [(n, a) for n, a, _ in names(stage_plan(apart, "/tmp/w", cpus=4))] == [
-        (["download"], 6), (["subtitles"], 2), (["langid"], 3), (["align"], 1), (["frames"], 4)]
-    with_features = dataclasses.replace(fused, features=FeaturesConfig(enabled=True, model_path="m.pt"))
-    assert names(stage_plan(with_features, "/tmp/w", cpus=4))[0][0][-1] == "features"
+def test_a_closed_port_given_as_ray_address_is_refused_by_name():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RayUnavailable, match="ray_address: cannot reach"):
+        _probe_gcs(f"127.0.0.1:{port}")
 
 
-def test_an_unknown_layout_is_refused():
-    with pytest.raises(ConfigError, match="concurrency.fuse"):
-        validate(RegionConfig(concurrency=ConcurrencyConfig(fuse="some")))
+def test_reservations_hold_the_rate_over_any_window():
+    now = [0.0]
+    limiter = HostRateLimiter(rate=5.0, burst=2, clock=lambda: now[0])
+    sent = []
+    for _ in range(40):  # 40 callers asking at once
+        sent.append(now[0] + limiter.reserve("a"))
+    assert sent[:2] == [0.0, 0.0]  # the burst
+    assert all(abs((b - a) - 0.2) < 1e-9 for a, b in zip(sent[1:], sent[2:], strict=False))  # then 5 per second
+    for start in range(0, 8):
+        assert sum(start <= t < start + 1 for t in sent) <= 2 + 5
+    assert limiter.reserve("b") == 0.0  # hosts are apart
+    assert HostRateLimiter(0, 1).reserve("a") == 0.0  # no limit

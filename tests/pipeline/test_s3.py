@@ -1,8 +1,6 @@
 """S3 output through boto3 against moto's S3-compatible server on 127.0.0.1 (a real
 HTTP connection with real request signing)."""
 
-import dataclasses
-
 import pytest
 
 from multihowto.operators.shards import ShardCommit
@@ -11,6 +9,7 @@ from multihowto.pipeline.report import publish_report
 from multihowto.pipeline.run import run_dataset
 from multihowto.pipeline.storage import S3Storage
 from multihowto.schemas.config import RegionConfig
+from multihowto.schemas.item import Clip, VideoItem
 from tests.conftest import with_site
 
 pytestmark = pytest.mark.slow
@@ -33,16 +32,15 @@ def test_pipeline_writes_to_s3_and_reads_back(s3, small_site, tmp_path, monkeypa
     assert again.units_committed == 0 and again.units_done_before == summary.units_total
 
 
-def test_a_failure_mid_upload_leaves_no_partial_shard(s3, cfg, tmp_path):
+def test_a_failure_mid_upload_leaves_no_partial_shard(s3, tmp_path):
     """A multipart upload of a shard that fails at its second part leaves nothing
     visible: no tar, no index, no open multipart upload; a retry commits it."""
     storage = S3Storage("s3://mhowto/fail", s3, multipart_mb=5)
     big = bytes(range(256)) * (48 * 1024)  # 12 MiB of frames: three 5 MiB parts
-    item = {
-        "video_id": "big", "status": "ok", "pivot": "en", "tracks": {}, "lid": {}, "missing_langs": {},
-        "clips": [{"index": 0, "start": 0.0, "end": 1.0, "texts": {"en": "x"}, "confidence": {"en": 1.0}}],
-        "clip_frames": [big], "clip_frame_counts": [1],
-    }
+    frames = tmp_path / "big.frames.npz"
+    frames.write_bytes(big)
+    item = VideoItem("big", "", 0, pivot="en",
+                     clips=[Clip(0, 0.0, 1.0, {"en": "x"}, {"en": 1.0}, frames_path=str(frames), n_frames=1)])
     parts = []
 
     def fail_second_part(params, **kwargs):
@@ -51,7 +49,7 @@ def test_a_failure_mid_upload_leaves_no_partial_shard(s3, cfg, tmp_path):
             raise ConnectionError("injected: connection lost during part 2")
 
     storage.client.meta.events.register("before-parameter-build.s3.UploadPart", fail_second_part)
-    commit = ShardCommit(dataclasses.replace(cfg), storage, tmp_path / "tmp")
+    commit = ShardCommit(1.0, storage, tmp_path / "tmp")
     with pytest.raises(Exception, match="injected"):
         commit.commit(0, [item])
     assert 2 in parts

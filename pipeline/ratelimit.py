@@ -1,0 +1,39 @@
+"""Politeness: at most ``rate`` requests per second per host, for the whole run.
+
+:class:`HostRateLimiter` hands out reservations instead of sleeping: ``reserve(host)``
+returns how long the caller must wait before its request, and books that slot, so one
+limiter can serve every download thread of every worker on every node (the Ray module
+hosts it in one actor) without ever blocking on a caller. Over any window of ``w``
+seconds a host sees at most ``burst + rate * w`` requests.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+class HostRateLimiter:
+    def __init__(self, rate: float, burst: int, clock=time.monotonic):
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.state: dict[str, tuple[float, float]] = {}  # host -> (tokens, at time); tokens < 0: booked ahead
+
+    def reserve(self, host: str) -> float:
+        """Book the next request to ``host``; returns the seconds to wait before sending it."""
+        if self.rate <= 0:
+            return 0.0
+        now = self.clock()
+        tokens, last = self.state.get(host, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate) - 1.0
+        self.state[host] = (tokens, now)
+        return 0.0 if tokens >= 0 else -tokens / self.rate
+
+
+def local_gate(limiter: HostRateLimiter, sleep=time.sleep):
+    """A ``gate(host)`` for one process: reserve, then wait out the reservation."""
+
+    def gate(host: str) -> None:
+        wait = limiter.reserve(host)
+        if wait > 0:
+            sleep(wait)
+
+    return gate
