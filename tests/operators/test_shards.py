@@ -10,8 +10,8 @@ import pytest
 import webdataset as wds
 
 from multihowto.operators.shards import ShardCommit
-from multihowto.schemas.frames import pack_jpegs, unpack_jpegs
 from multihowto.pipeline.storage import LocalStorage
+from multihowto.schemas.frames import pack_jpegs, unpack_jpegs
 from multihowto.schemas.index import INDEX_SCHEMA
 from multihowto.schemas.item import Clip, Failure, Track, VideoItem
 
