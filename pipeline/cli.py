@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 
 from multihowto.schemas.config import ConfigError, load_region, region_path
+from multihowto.schemas.manifest import ManifestError
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
     from multihowto.pipeline.lease import OutputBusy
+    from multihowto.pipeline.manifest import check_manifest
     from multihowto.pipeline.plan import PlanMismatch
     from multihowto.pipeline.ray_runner import RayUnavailable
     from multihowto.pipeline.report import publish_report
@@ -30,15 +32,15 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     path = Path(args.profile) if args.profile else region_path(args.region)
     try:
         cfg = load_region(path)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        if cfg.source.kind == "manifest" and not cfg.source.manifest.startswith("s3://"):
+            check_manifest(cfg.source.manifest)  # before anything is created
+    except (ConfigError, ManifestError) as e:
+        return _error(e)
     print(f"[region] {cfg.name}: output {cfg.output}, ray {cfg.ray_address}, partition {cfg.partition}")
     try:
         summary = run_dataset(cfg, retry_failed=args.retry_failed)
-    except (PlanMismatch, OutputBusy, OutputNotOurs, RayUnavailable) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (PlanMismatch, ManifestError, OutputBusy, OutputNotOurs, RayUnavailable) as e:
+        return _error(e)
     publish_report(open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region), cfg.name)
     print(
         f"[done] {summary.units_committed} shards committed now, {summary.units_done_before} already done "
@@ -56,6 +58,12 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         print("error: rerun the same command to finish the missing units", file=sys.stderr)
         return 1
     return 0
+
+
+def _error(e: Exception) -> int:
+    """A refused input: one ``error:`` line on stderr (no traceback), exit status 2."""
+    print("error: " + " ".join(str(e).split()), file=sys.stderr)
+    return 2
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -220,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args, rest)
     if rest:
         build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ConfigError, ManifestError) as e:  # a bad profile or manifest met past the start
+        return _error(e)
 
 
 if __name__ == "__main__":

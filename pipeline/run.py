@@ -26,6 +26,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from multihowto.pipeline.lease import OutputLease
+from multihowto.pipeline.manifest import check_manifest
 from multihowto.pipeline.plan import add_retry_units, make_plan
 from multihowto.pipeline.storage import LocalStorage, open_storage
 from multihowto.schemas.config import RegionConfig
@@ -73,6 +74,7 @@ def open_source(cfg: RegionConfig) -> Iterator[Source]:
         with tempfile.TemporaryDirectory(prefix="mhowto-manifest-") as tmp:
             local = Path(tmp) / name
             local.write_bytes(open_storage(folder, cfg.s3_endpoint, cfg.s3_region).get_bytes(name))
+            check_manifest(local)
             yield Source(str(local), "", cfg)
     else:
         yield Source(src.manifest, "", cfg)
@@ -112,6 +114,8 @@ def run_dataset(cfg: RegionConfig, log=print, retry_failed: bool = False, progre
     from multihowto.pipeline import ray_runner
 
     started = time.perf_counter()
+    if cfg.source.kind == "manifest" and not cfg.source.manifest.startswith("s3://"):
+        check_manifest(cfg.source.manifest)  # a bad manifest is refused before anything is created
     storage = open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region)
     check_output(storage)
     with OutputLease(storage) as lease, open_source(cfg) as source:

@@ -2,12 +2,18 @@
 
 ``load_region(path)`` reads ``deploy/regions/{name}.yaml`` and validates it; an error
 names the file and the dotted field (``download.retries: expected int, got 'x'``).
+Every numeric field has its valid range in ``RANGES``; an error quotes a value only
+through a bounded repr, and a profile is read only up to ``MAX_PROFILE_BYTES``, without
+YAML aliases (so a small file cannot expand into a huge value).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import math
 import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +27,79 @@ from multihowto.schemas.sample import LANGS
 
 class ConfigError(ValueError):
     """A region profile or config section is invalid; the message names the field."""
+
+
+MAX_PROFILE_BYTES = 1 << 20  # a region profile is a few KB; anything past 1 MiB is refused unread
+_QUOTE_CHARS = 60
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = _QUOTE_CHARS
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 4
+_repr.maxlevel = 2
+
+
+def quote(value) -> str:
+    """``repr(value)`` bounded to about 60 characters, nested values elided, on one line:
+    what an error message may say about a value it was given."""
+    text = _repr.repr(value)
+    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 3] + "..."
+
+
+def _line(text: str) -> str:
+    """Free text (a YAML parser's complaint) on one line, bounded like :func:`quote`."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 3] + "..."
+
+
+def _name(key) -> str:
+    """A mapping key as it may appear in a dotted field name."""
+    return key if isinstance(key, str) and key.isprintable() and len(key) <= 40 else quote(key)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed interval ``[lo, hi]``; ``open_lo`` leaves ``lo`` itself out: ``(lo, hi]``."""
+
+    lo: float
+    hi: float
+    open_lo: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        return (self.lo < value if self.open_lo else self.lo <= value) and value <= self.hi
+
+    def __str__(self) -> str:
+        return f"{'(' if self.open_lo else '['}{self.lo:g}, {self.hi:g}]"
+
+
+# The valid range of every numeric field of a region profile (a dict's or tuple's range
+# holds for each of its values). Rules between fields are in validate().
+RANGES: dict[str, Range] = {
+    "videos_per_unit": Range(1, 100_000),
+    "download.socket_timeout_s": Range(0, 600, open_lo=True),
+    "download.retries": Range(0, 20),
+    "download.backoff_base_s": Range(0, 600),
+    "download.backoff_max_s": Range(0, 3600),
+    "download.host_rate_per_s": Range(0, 10_000),  # requests/s; 0: no limit
+    "download.host_burst": Range(1, 10_000),
+    "download.rate_limit_bytes": Range(0, 1 << 40),  # bytes/s; 0: no limit
+    "subtitles.min_cue_s": Range(0, 60),
+    "langid.min_chars": Range(0, 10_000),
+    "langid.reject_score": Range(0, 1, open_lo=True),
+    "langid.accept_floor": Range(0, 1, open_lo=True),
+    "langid.accept_floor_per_lang": Range(0, 1, open_lo=True),
+    "align.min_clip_s": Range(0.1, 600),
+    "align.max_clip_s": Range(0.1, 3600),
+    "align.min_overlap": Range(0, 1, open_lo=True),
+    "align.max_clips_per_video": Range(1, 1_000_000),
+    "frames.fps": Range(0, 30, open_lo=True),
+    "frames.size": Range(16, 1024),
+    "frames.jpeg_quality": Range(1, 100),
+    "frames.threads": Range(1, 64),
+    "features.batch_size": Range(1, 4096),
+    "features.mean": Range(0, 1),
+    "features.std": Range(0, 10, open_lo=True),
+    "concurrency.workers": Range(0, 100_000),  # 0: one per core of the cluster
+    "concurrency.download": Range(1, 256),
+}
 
 
 @dataclass(frozen=True)
@@ -159,25 +238,28 @@ def _coerce(value, hint, where: str):
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {quote(value)}")
         return build(hint, value, where)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {quote(value)}")
         key_t, val_t = typing.get_args(hint)
-        return {_coerce(k, key_t, f"{where}"): _coerce(v, val_t, f"{where}.{k}") for k, v in value.items()}
+        return {_coerce(k, key_t, f"{where}"): _coerce(v, val_t, f"{where}.{_name(k)}") for k, v in value.items()}
     if origin is tuple:
         if isinstance(value, str) or not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {quote(value)}")
         (inner, _) = typing.get_args(hint)
         return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{where}: expected a number, got {quote(value)}")
+        number = float(value) if abs(value) < 1e300 else math.inf  # a huge int would overflow
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: must be a finite number, got {quote(value)}")
+        return number
     if hint in (int, str, bool):
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {quote(value)}")
         return value
     raise ConfigError(f"{where}: unsupported type {hint}")  # pragma: no cover
 
@@ -186,10 +268,10 @@ def build(cls, data: dict, where: str = ""):
     """Build dataclass ``cls`` from a mapping, rejecting unknown fields and wrong types."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = [key for key in data if key not in names]
     if unknown:
         prefix = f"{where}." if where else ""
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown field (known: {', '.join(sorted(names))})")
+        raise ConfigError(f"{prefix}{_name(unknown[0])}: unknown field (known: {', '.join(sorted(names))})")
     kwargs = {}
     for name, value in data.items():
         path = f"{where}.{name}" if where else name
@@ -200,77 +282,136 @@ def build(cls, data: dict, where: str = ""):
     return cls(**kwargs)
 
 
+def numeric_fields(obj, where: str = ""):
+    """``(range key, dotted name, value)`` for every number in a config, nested sections,
+    dict values (``langid.accept_floor_per_lang.en``) and tuple items (``features.mean[1]``)
+    included."""
+    def is_number(v) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        path = f"{where}.{f.name}" if where else f.name
+        if dataclasses.is_dataclass(value):
+            yield from numeric_fields(value, path)
+        elif isinstance(value, dict):
+            yield from ((path, f"{path}.{_name(k)}", v) for k, v in value.items() if is_number(v))
+        elif isinstance(value, tuple):
+            yield from ((path, f"{path}[{i}]", v) for i, v in enumerate(value) if is_number(v))
+        elif is_number(value):
+            yield path, path, value
+
+
 def validate(cfg: RegionConfig) -> RegionConfig:
+    """Refuse a config with a value out of its range (``RANGES``) or fields that disagree;
+    the error names the dotted field."""
     def bad(path: str, why: str):
         raise ConfigError(f"{path}: {why}")
 
+    for key, name, value in numeric_fields(cfg):
+        if not math.isfinite(value):
+            bad(name, f"must be a finite number, got {quote(value)}")
+        if key in RANGES and value not in RANGES[key]:
+            bad(name, f"must be within {RANGES[key]}, got {quote(value)}")
     if not re.fullmatch(r"\d+/\d+", cfg.partition):
-        bad("partition", f"expected 'i/n', got {cfg.partition!r}")
+        bad("partition", f"expected 'i/n', got {quote(cfg.partition)}")
     i, n = cfg.partition_index
     if n < 1 or not 0 <= i < n:
-        bad("partition", f"need 0 <= i < n, got {cfg.partition!r}")
+        bad("partition", f"need 0 <= i < n, got {quote(cfg.partition)}")
     if cfg.source.kind not in ("sample_site", "manifest"):
-        bad("source.kind", f"expected 'sample_site' or 'manifest', got {cfg.source.kind!r}")
+        bad("source.kind", f"expected 'sample_site' or 'manifest', got {quote(cfg.source.kind)}")
     if cfg.source.kind == "manifest" and not cfg.source.manifest:
         bad("source.manifest", "required when source.kind is 'manifest'")
+    try:
+        cfg.source.url_template.format(id="x")
+    except (KeyError, IndexError, ValueError, AttributeError):
+        bad("source.url_template", f"only {{id}} may be filled in, got {quote(cfg.source.url_template)}")
     if cfg.source.captions and not Path(cfg.source.captions).is_dir():
-        bad("source.captions", f"{cfg.source.captions!r} is not a folder")
+        bad("source.captions", f"{quote(cfg.source.captions)} is not a folder")
     unknown = [lang for lang in cfg.langs if lang not in LANGS]
     if unknown or not cfg.langs:
-        bad("langs", f"unknown language(s) {unknown}; supported: {', '.join(LANGS)}")
+        bad("langs", f"unknown language(s) {quote(unknown)}; supported: {', '.join(LANGS)}")
+    twice = sorted(lang for lang, count in collections.Counter(cfg.langs).items() if count > 1)
+    if twice:
+        bad("langs", f"listed more than once: {', '.join(twice)}")
     if cfg.align.pivot not in cfg.langs:
-        bad("align.pivot", f"{cfg.align.pivot!r} is not one of langs")
-    if not 0 < cfg.align.min_clip_s < cfg.align.max_clip_s:
-        bad("align.min_clip_s", f"need 0 < min_clip_s < max_clip_s, got {cfg.align.min_clip_s} and {cfg.align.max_clip_s}")
-    if not 0 < cfg.align.min_overlap <= 1:
-        bad("align.min_overlap", "must be in (0, 1]")
-    if cfg.frames.fps <= 0:
-        bad("frames.fps", "must be > 0")
-    if not 16 <= cfg.frames.size <= 1024:
-        bad("frames.size", "must be within [16, 1024]")
-    if not 1 <= cfg.frames.jpeg_quality <= 100:
-        bad("frames.jpeg_quality", "must be within [1, 100]")
+        bad("align.pivot", f"{quote(cfg.align.pivot)} is not one of langs")
+    if not cfg.align.min_clip_s < cfg.align.max_clip_s:
+        bad("align.min_clip_s", f"need min_clip_s < max_clip_s, got {cfg.align.min_clip_s:g} and {cfg.align.max_clip_s:g}")
     if cfg.features.enabled and not Path(cfg.features.model_path).is_file():
-        bad("features.model_path", f"no TorchScript file at {cfg.features.model_path!r} (nothing is downloaded)")
+        bad("features.model_path", f"no TorchScript file at {quote(cfg.features.model_path)} (nothing is downloaded)")
     if cfg.features.device not in ("auto", "cpu", "cuda"):
         bad("features.device", "expected auto, cpu or cuda")
     if len(cfg.features.mean) != 3 or len(cfg.features.std) != 3:
         bad("features.mean", "mean and std need 3 values")
-    if cfg.videos_per_unit < 1:
-        bad("videos_per_unit", "must be >= 1")
-    if cfg.download.retries < 0:
-        bad("download.retries", "must be >= 0")
-    if cfg.download.backoff_base_s < 0 or cfg.download.backoff_max_s < cfg.download.backoff_base_s:
-        bad("download.backoff_base_s", "need 0 <= backoff_base_s <= backoff_max_s")
-    if cfg.download.host_rate_per_s < 0 or cfg.download.host_burst < 1:
-        bad("download.host_rate_per_s", "need host_rate_per_s >= 0 and host_burst >= 1")
+    if cfg.download.backoff_max_s < cfg.download.backoff_base_s:
+        bad("download.backoff_max_s", "need backoff_base_s <= backoff_max_s")
     if cfg.download.cookies_file and not Path(cfg.download.cookies_file).is_file():
         bad("download.cookies_file", "no such file")
-    if not 1 <= cfg.concurrency.download <= 256:
-        bad("concurrency.download", "must be within [1, 256]")
-    if not 0 <= cfg.concurrency.workers <= 100_000:
-        bad("concurrency.workers", "must be within [0, 100000] (0: one per core)")
-    if not 0 < cfg.langid.accept_floor < cfg.langid.reject_score <= 1:
-        bad("langid.accept_floor", "need 0 < accept_floor < reject_score <= 1")
+    if not cfg.langid.accept_floor < cfg.langid.reject_score:
+        bad("langid.accept_floor", "need accept_floor < reject_score")
     for lang, floor in cfg.langid.accept_floor_per_lang.items():
         if lang not in LANGS:
-            bad(f"langid.accept_floor_per_lang.{lang}", "unknown language")
-        if not 0 < floor < cfg.langid.reject_score:
-            bad(f"langid.accept_floor_per_lang.{lang}", "need 0 < floor < reject_score")
+            bad(f"langid.accept_floor_per_lang.{_name(lang)}", "unknown language")
+        if not floor < cfg.langid.reject_score:
+            bad(f"langid.accept_floor_per_lang.{lang}", "need floor < reject_score")
     return cfg
 
 
-def load_region(path: str | Path) -> RegionConfig:
-    """Read and validate a region profile; errors name the file and the field."""
-    path = Path(path)
+class _ProfileLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases: ``*name`` could make a few bytes stand for a
+    value of any size (the "billion laughs"), and a profile has no use for them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not allowed in a region profile", self.peek_event().start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _profile_text(path: Path) -> str:
+    """The profile's text, read up to MAX_PROFILE_BYTES; UTF-8 (a BOM allowed) or UTF-16
+    with a BOM. A binary file, a folder, an unreadable or an oversized file is refused."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        with open(path, "rb") as f:
+            data = f.read(MAX_PROFILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such region profile") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a region profile") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the region profile ({e.strerror or e})") from None
+    if len(data) > MAX_PROFILE_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_PROFILE_BYTES >> 20} MiB; a region profile is a few KB of YAML")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    elif b"\x00" in data:
+        raise ConfigError(f"{path}: a binary file, not a YAML region profile")
+    else:
+        encoding = "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (undecodable byte at offset {e.start}); save the profile as UTF-8") from None
+
+
+def load_region(path: str | Path) -> RegionConfig:
+    """Read and validate a region profile; errors name the file and the field, on one line."""
+    path = Path(path)
+    text = _profile_text(path)
+    try:
+        data = yaml.load(text, Loader=_ProfileLoader) or {}
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML: {_line(e.problem or e.context)}{where}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_line(e)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {quote(data)}")
     data.setdefault("name", path.stem)
     try:
         return validate(build(RegionConfig, data))

@@ -29,19 +29,26 @@ def text_ext(lang: str) -> str:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_SAFE = re.compile(r"[A-Za-z0-9_-]{1,80}")
+MAX_ID_CHARS = 80
+_DIGEST_BYTES = 10  # 20 hex digits: 80 bits, no birthday collision in a billion ids
 
 
 def sanitize_id(raw: str) -> str:
-    """A video id safe for a file name and a WebDataset key: only ``[A-Za-z0-9_-]``.
+    """A video id safe for a file name and a WebDataset key: 1-80 of ``[A-Za-z0-9_-]``.
 
-    Ids that had to be changed get a short hash suffix so that two different raw ids
-    never map to the same safe id."""
-    raw = raw.strip()
-    safe = _UNSAFE.sub("-", raw).strip("-")[:80]
-    if safe == raw and safe:
-        return safe
-    digest = hashlib.blake2b(raw.encode("utf-8"), digest_size=4).hexdigest()
-    return f"{safe or 'id'}-{digest}"
+    An id that is already such a string is kept as is. Any other id (unsafe characters,
+    surrounding spaces, empty, longer than 80) becomes ``{readable part}--{20 hex}``, the
+    hex a hash of the whole raw id; that result is itself safe, so sanitising is
+    idempotent. Two raw ids therefore share a safe id only when one of them is the
+    other's safe form (sanitising is idempotent, so that case cannot be avoided), or
+    on an 80-bit hash collision. Never raises on a string input."""
+    if _SAFE.fullmatch(raw):
+        return raw
+    digest = hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_BYTES).hexdigest()
+    room = MAX_ID_CHARS - len(digest) - 2
+    readable = _UNSAFE.sub("-", raw[: room * 2]).strip("-")[:room].strip("-")
+    return f"{readable or 'id'}--{digest}"
 
 
 def sample_key(video_id: str, clip_index: int) -> str:

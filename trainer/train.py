@@ -332,6 +332,18 @@ def save_checkpoint(path: Path, model: VideoTextModel, opt, step: int, cfg: Trai
     tmp.replace(path)
 
 
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def parse_bool(text: str) -> bool:
+    """A boolean flag's value: true/false, 1/0 or yes/no (any case); anything else, a typo
+    such as ``ture`` included, is refused rather than read as false."""
+    try:
+        return _BOOLS[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected true/false, 1/0 or yes/no, got {text[:40]!r}") from None
+
+
 def parse_args(argv: list[str] | None) -> TrainConfig:
     """Every TrainConfig and ModelConfig field is a ``--flag`` (``--langs en,de``)."""
     p = argparse.ArgumentParser(prog="mhowto train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -341,7 +353,7 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         kind = type(default)
         if kind is bool:
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"), default=None)
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=parse_bool, default=None)
         elif kind is tuple:
             p.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: tuple(x for x in s.split(",") if x), default=None)
         else:

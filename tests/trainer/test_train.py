@@ -177,6 +177,19 @@ def test_cli_parses_every_field(tmp_path):
         main(["--data", str(tmp_path), "--tokenizer", str(tmp_path / "none.model"), "--out-dir", str(tmp_path / "r")])
 
 
+def test_a_boolean_flag_refuses_anything_but_a_boolean(capsys):
+    assert parse_args(["--stream", "yes"]).stream is True
+    assert parse_args(["--stream", "FALSE", "--augment", "1"]).stream is False
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--stream", "ture"])
+    assert exit_.value.code == 2
+    assert "--stream" in capsys.readouterr().err
+    from multihowto.pipeline.cli import main as cli_main
+
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--stream", "ture"])
+
+
 def test_the_bf16_autocast_step_runs_in_bf16_and_learns():
     """The GPU's mixed-precision path, run on the CPU: the projections compute in bf16,
     the weights and losses stay float32, and the loss falls on a batch it can learn."""
