@@ -75,7 +75,7 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def _run_unit(cfg: RegionConfig, run_id: str, scratch_root: str, limiter_name: str, task: UnitTask) -> dict:
+def _run_unit(cfg: RegionConfig, run_id: str, scratch_root: str, limiter_name: str, rebase, task: UnitTask) -> dict:
     runner = _RUNNERS.get(run_id)
     if runner is None:
         gate = None
@@ -90,14 +90,15 @@ def _run_unit(cfg: RegionConfig, run_id: str, scratch_root: str, limiter_name: s
                     time.sleep(wait)
 
         _RUNNERS.clear()  # one run's runner per process: an earlier run's is dropped
-        runner = _RUNNERS[run_id] = UnitRunner(cfg, scratch_root, gate)
+        runner = _RUNNERS[run_id] = UnitRunner(cfg, scratch_root, gate, rebase)
     return runner.run(task)
 
 
 def run_units(cfg: RegionConfig, tasks: Iterable[UnitTask], run_id: str, scratch_root: str,
-              on_result: Callable[[UnitTask, dict | None, str], None]) -> dict:
+              on_result: Callable[[UnitTask, dict | None, str], None], rebase: tuple[str, str] | None = None) -> dict:
     """Run ``tasks`` on Ray; ``on_result(task, result, error)`` gets each unit's counts
-    (or, for a unit whose task failed, None and the error). Returns what the driver
+    (or, for a unit whose task failed, None and the error). ``rebase``: (planned
+    origin, live origin) for a source served anew each run. Returns what the driver
     received: ``{"results": n, "bytes": n}`` (pickled result sizes)."""
     import ray
 
@@ -120,7 +121,7 @@ def run_units(cfg: RegionConfig, tasks: Iterable[UnitTask], run_id: str, scratch
             task = next(todo, None)
             if task is None:
                 return
-            running[remote.remote(cfg_ref, run_id, scratch_root, limiter_name, task)] = task
+            running[remote.remote(cfg_ref, run_id, scratch_root, limiter_name, rebase, task)] = task
 
     submit()
     while running:

@@ -50,11 +50,17 @@ class OutputNotOurs(RuntimeError):
     """The output folder holds files but no dataset of ours."""
 
 
+# The sample site is served on a new port each run, so its pages are planned under this
+# stable origin (a reserved name that never resolves) and fetched from the live one.
+SITE_ORIGIN = "http://sample-site.invalid/"
+
+
 @dataclass(frozen=True)
 class Source:
     manifest: str  # a local manifest file
-    base_url: str  # relative URLs in the manifest are joined to it
+    base_url: str  # relative URLs in the manifest are joined to it when planning
     cfg: RegionConfig  # the profile, with what serving the source adds (the site's address)
+    live_base: str = ""  # where ``base_url`` is served in this run (the sample site)
 
 
 @contextlib.contextmanager
@@ -68,7 +74,7 @@ def open_source(cfg: RegionConfig) -> Iterator[Source]:
 
         site = build_site(Path(src.site_dir))
         with serve(site) as base_url:
-            yield Source(str(site / "manifest.csv"), base_url, allow_origin(cfg, base_url))
+            yield Source(str(site / "manifest.csv"), SITE_ORIGIN, allow_origin(cfg, base_url), base_url)
     elif src.manifest.startswith("s3://"):
         folder, _, name = src.manifest.rpartition("/")
         with tempfile.TemporaryDirectory(prefix="mhowto-manifest-") as tmp:
@@ -155,7 +161,8 @@ def run_dataset(cfg: RegionConfig, log=print, retry_failed: bool = False, progre
 
             run_id = lease.run_id
             try:
-                received = ray_runner.run_units(cfg, todo, run_id, scratch_root(run_id), on_result)
+                rebase = (source.base_url, source.live_base) if source.live_base else None
+                received = ray_runner.run_units(cfg, todo, run_id, scratch_root(run_id), on_result, rebase)
             finally:
                 bar.close()
                 shutil.rmtree(scratch_root(run_id), ignore_errors=True)

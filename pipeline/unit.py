@@ -52,8 +52,10 @@ class UnitRunner:
     """Runs units of one region; built once per worker process (models and downloaders
     are set up once and reused for every unit it runs)."""
 
-    def __init__(self, cfg: RegionConfig, scratch_root: str | Path, gate: Callable[[str], None] | None = None):
+    def __init__(self, cfg: RegionConfig, scratch_root: str | Path, gate: Callable[[str], None] | None = None,
+                 rebase: tuple[str, str] | None = None):
         self.cfg = cfg
+        self.rebase = rebase  # (planned origin, live origin): a source served anew each run
         self.scratch_root = Path(scratch_root)
         self.storage = open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region)
         threads = max(1, cfg.concurrency.download)
@@ -91,6 +93,8 @@ class UnitRunner:
         try:
             items = []
             for video_id, url in read_unit_rows(self.storage, task):
+                if self.rebase and url.startswith(self.rebase[0]):
+                    url = self.rebase[1] + url[len(self.rebase[0]):]
                 scratch = unit_dir / video_id
                 scratch.mkdir(parents=True, exist_ok=True)
                 items.append(VideoItem(video_id=video_id, url=url, unit=task.unit, scratch=str(scratch)))

@@ -9,7 +9,7 @@ import pytest
 
 from multihowto.pipeline.inspect_dataset import inspect_dataset
 from multihowto.pipeline.report import summarise
-from multihowto.pipeline.run import run_dataset
+from multihowto.pipeline.run import SITE_ORIGIN, run_dataset
 from multihowto.schemas.config import DownloadConfig, RegionConfig
 from tests.conftest import with_site
 
@@ -39,11 +39,12 @@ def test_retry_failed_adds_the_missing_clips_once(small_site, tmp_path):
     third = run_dataset(cfg, log=lambda *_: None, retry_failed=True)  # only the corrupt video is left to retry
     assert third.units_committed == 1 and third.clips == 0
     assert pq.read_table(sorted(out.glob("shard-*.parquet"))).num_rows == len(keys)
-    from multihowto.pipeline.manifest import read_manifest
-    from multihowto.pipeline.plan import make_plan
+    from multihowto.pipeline.plan import make_plan, read_unit_rows
+    from multihowto.pipeline.storage import LocalStorage
 
-    plan_now = make_plan(read_manifest(site / "manifest.csv", cfg.source.url_template, "http://127.0.0.1/"), cfg, out)
+    storage = LocalStorage(out)
+    plan_now = make_plan(site / "manifest.csv", cfg, storage, SITE_ORIGIN)
     assert plan_now.n_videos == 6  # retried videos are counted once
-    plan = json.loads((out / "_plan.json").read_text())
-    assert [sorted(ids) for ids in plan["retry_units"].values()] == [["sample-00", "sample-05"], ["sample-05"]]
+    retried = [sorted(v for v, _ in read_unit_rows(storage, t)) for t in plan_now.tasks()[first.units_total:]]
+    assert retried == [["sample-00", "sample-05"], ["sample-05"]]
     assert "videos: 6 planned, 5 ok, 1 failed" in inspect_dataset(out)
