@@ -51,7 +51,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     print()
     from multihowto.pipeline.inspect_dataset import inspect_dataset
 
-    print(inspect_dataset(cfg.output))
+    print(inspect_dataset(cfg.output, cfg.s3_endpoint, cfg.s3_region))
     if summary.units_failed:
         for unit, error in sorted(summary.units_failed.items()):
             print(f"error: unit {unit} was not committed: {error}", file=sys.stderr)
@@ -69,7 +69,11 @@ def _error(e: Exception) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from multihowto.pipeline.inspect_dataset import inspect_dataset
 
-    print(inspect_dataset(args.path))
+    try:
+        print(inspect_dataset(args.path))
+    except ValueError as e:  # a URI the storage layer does not read
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
