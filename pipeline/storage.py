@@ -63,6 +63,11 @@ class LocalStorage:
     def get_bytes(self, name: str) -> bytes:
         return self._path(name).read_bytes()
 
+    def get_range(self, name: str, start: int, length: int) -> bytes:
+        with open(self._path(name), "rb") as f:
+            f.seek(start)
+            return f.read(length)
+
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
 
@@ -112,6 +117,12 @@ class S3Storage:
 
     def get_bytes(self, name: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self.key(name))["Body"].read()
+
+    def get_range(self, name: str, start: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        rng = f"bytes={start}-{start + length - 1}"
+        return self.client.get_object(Bucket=self.bucket, Key=self.key(name), Range=rng)["Body"].read()
 
     def delete(self, name: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
