@@ -48,7 +48,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     print()
     from multihowto.pipeline.inspect_dataset import inspect_dataset
 
-    print(inspect_dataset(cfg.output))
+    print(inspect_dataset(cfg.output, cfg.s3_endpoint, cfg.s3_region))
     return 0
 
 

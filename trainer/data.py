@@ -16,17 +16,17 @@ from __future__ import annotations
 import functools
 import io
 import json
-import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
+import braceexpand
 import numpy as np
 import torch
 import webdataset as wds
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
+from multihowto.pipeline.storage import LocalStorage, open_storage, open_url
 from multihowto.schemas.frames import unpack_jpegs
 from multihowto.schemas.index import INDEX_SUFFIX, TAR_SUFFIX
 from multihowto.schemas.sample import FEATURES_EXT, FRAMES_EXT, LANGS, text_ext
@@ -51,37 +51,18 @@ def shard_urls(spec: str | list[str], s3_endpoint: str = "") -> list[str]:
     index), a brace pattern or a single shard (local or ``s3://``), or a list."""
     if isinstance(spec, list | tuple):
         return [str(s) for s in spec]
-    if spec.startswith("s3://") and "{" not in spec and not spec.endswith(TAR_SUFFIX):
-        from multihowto.pipeline.storage import open_storage
-
-        names = open_storage(spec, s3_endpoint).list("shard-")
-        base = spec.rstrip("/")
-        return [f"{base}/{n.removesuffix(INDEX_SUFFIX)}{TAR_SUFFIX}" for n in names if n.endswith(INDEX_SUFFIX)]
-    path = Path(spec)
-    if path.is_dir():
-        return [str(p.with_suffix(TAR_SUFFIX)) for p in sorted(path.glob(f"shard-*{INDEX_SUFFIX}"))]
-    import braceexpand
-
+    if "{" not in spec and not spec.endswith(TAR_SUFFIX):
+        storage = open_storage(spec, s3_endpoint, create=False)
+        if not isinstance(storage, LocalStorage) or storage.root.is_dir():
+            names = storage.list("shard-")
+            return [storage.url(n.removesuffix(INDEX_SUFFIX) + TAR_SUFFIX) for n in names if n.endswith(INDEX_SUFFIX)]
     return list(braceexpand.braceexpand(spec))
 
 
-@functools.lru_cache(maxsize=8)
-def _s3_client(endpoint: str, pid: int):
-    """One boto3 client per process (a DataLoader worker must not share its parent's
-    connections) and endpoint."""
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint or None)
-
-
 def open_shard(url: str, s3_endpoint: str = ""):
-    """A binary stream of one shard: a local file, or an S3 object streamed by boto3."""
-    if url.startswith("s3://"):
-        bucket, _, key = url[len("s3://"):].partition("/")
-        return _s3_client(s3_endpoint, os.getpid()).get_object(Bucket=bucket, Key=key)["Body"]
-    if "://" in url.removeprefix("file://") or url.startswith("pipe:"):
-        raise ValueError(f"{url!r}: shards are read from local paths or s3:// only")
-    return open(url.removeprefix("file://"), "rb")
+    """A binary stream of one shard (a local path, ``file://`` or ``s3://``), through
+    the storage layer; any other scheme (``pipe:``, ``http://``) is a ValueError."""
+    return open_url(url, s3_endpoint)
 
 
 def opened_shards(src, s3_endpoint: str = ""):

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from multihowto.pipeline.report import committed_shards, export_how2, summarise
+from multihowto.pipeline.how2 import export_how2
+from multihowto.pipeline.summary import committed_shards, summarise
 from multihowto.schemas.index import INDEX_SCHEMA
 from multihowto.schemas.sample import LANGS
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def read_index(root) -> pa.Table:
     """The reference: every committed shard's index read whole, as one table."""
-    return pa.concat_tables([pq.read_table(p, schema=INDEX_SCHEMA) for p in committed_shards(root)])
+    return pa.concat_tables([pq.read_table(root / n, schema=INDEX_SCHEMA) for n in committed_shards(root)])
 
 
 def test_streamed_how2_export_equals_the_whole_index(built_dataset):
@@ -39,9 +40,10 @@ def test_summary_counts_from_columns_match_the_index(built_dataset):
     _, out, _ = built_dataset
     table = read_index(out)
     s = summarise(out)
-    assert s["videos_with_clips"] == len(set(table.column("video_id").to_pylist())) > 0
-    assert int(s["duration_counts"].sum()) == table.num_rows == s["clips"]
-    assert all(set(v) == {"video_id", "status", "error", "failed_at"} for v in s["failed_videos"])
+    assert s.videos_with_clips == len(set(table.column("video_id").to_pylist())) > 0
+    assert sum(s.duration_counts) == table.num_rows == s.clips
+    assert [(v.video_id, v.stage, v.reason) for v in s.failed_videos] == [("sample-05", "frames", "corrupt_video")]
+    assert s.failed_videos[0].detail and s.failures == {"corrupt_video": 1}
 
 
 def test_a_video_in_two_shards_is_refused(built_dataset, tmp_path):
@@ -54,4 +56,4 @@ def test_a_video_in_two_shards_is_refused(built_dataset, tmp_path):
     shutil.copy(first, copy / "shard-000099.parquet")  # the same videos once more
     with pytest.raises(ValueError, match="already in an earlier shard"):
         export_how2(copy)
-    assert not list(copy.glob("*.tmp"))
+    assert not list(copy.glob("*.tmp")) and not list(copy.glob(".how2-*"))  # no scratch left
