@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -31,12 +30,9 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from multihowto.pipeline.dataset_view import (
-    ClipFilter,
-    DatasetView,
-    NotInDataset,
-    reason_and_detail,
-)
+from multihowto.pipeline.dataset_view import ClipFilter, DatasetView, NotInDataset
+from multihowto.pipeline.storage import open_storage
+from multihowto.pipeline.summary import DatasetSummary, failure_of, summarise
 from multihowto.schemas.sample import LANGS
 
 ASSETS = Path(__file__).parent / "browse_assets"
@@ -51,18 +47,6 @@ SECURITY_HEADERS = {
 }
 
 
-def dataset_summary(view: DatasetView) -> dict:
-    """The card's computed summary of the dataset (report.summarise over its small files)."""
-    from multihowto.pipeline.report import summarise
-    from multihowto.pipeline.storage import LocalStorage, mirror
-    from multihowto.schemas.index import INDEX_SUFFIX, PLAN_FILE, STATS_SUFFIX
-
-    if isinstance(view.storage, LocalStorage):
-        return summarise(view.storage.root)
-    with tempfile.TemporaryDirectory(prefix="mhowto-browse-") as tmp:
-        return summarise(mirror(view.storage, Path(tmp), (INDEX_SUFFIX, STATS_SUFFIX, PLAN_FILE)))
-
-
 def _source_link(url: str) -> str:
     """A source URL fit for an ``href``: http(s) only (a ``javascript:`` URL stays text)."""
     return url if url.startswith(("http://", "https://")) else ""
@@ -73,7 +57,7 @@ class BrowseApp:
 
     def __init__(self, view: DatasetView):
         self.view = view
-        self._summary: dict | None = None
+        self._summary: DatasetSummary | None = None
         self._summary_lock = threading.Lock()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(ASSETS / "templates"),
@@ -82,10 +66,11 @@ class BrowseApp:
         )
         self.env.globals.update(langs=LANGS, dataset=view.uri, source_link=_source_link)
 
-    def summary(self) -> dict:
+    def summary(self) -> DatasetSummary:
+        """The one computed summary the card and ``mhowto inspect`` render too (once per process)."""
         with self._summary_lock:
             if self._summary is None:
-                self._summary = dataset_summary(self.view)
+                self._summary = summarise(self.view.storage)
             return self._summary
 
     def render(self, template: str, status_code: int = 200, **context) -> HTMLResponse:
@@ -157,23 +142,17 @@ class BrowseApp:
         stats_entry = {k: v for k, v in entry.items() if k != "shards"}
         return self.render(
             "video.html", title=video_id, video_id=video_id, entry=entry, rows=rows, tracks=tracks,
-            length=length, reason=reason_and_detail(entry) if entry.get("status") != "ok" else None,
+            length=length, failure=failure_of(entry) if entry.get("status") != "ok" else None,
             stats_json=json.dumps(stats_entry, ensure_ascii=False, indent=1, sort_keys=True),
         )
 
     def failures(self, request: Request) -> Response:
+        s = self.summary()
         wanted = request.query_params.get("reason", "")
-        failed = []
-        for video_id, entry in self.view.videos().items():
-            if entry.get("status") == "ok":
-                continue
-            reason, detail = reason_and_detail(entry)
-            failed.append({"video_id": video_id, "stage": entry.get("failed_at", ""), "reason": reason,
-                           "detail": detail, "url": entry.get("url", ""), "shard": entry["shards"][-1]})
-        reasons = sorted({f["reason"] for f in failed})
-        shown = [f for f in failed if not wanted or f["reason"] == wanted]
-        return self.render("failures.html", title="Failures", failed=shown, reasons=reasons, wanted=wanted,
-                           rejected_rows=self.view.rejected_rows())
+        shown = [f for f in s.failed_videos if not wanted or f.reason == wanted]
+        shards = {f.video_id: self.view.videos().get(f.video_id, {}).get("shards", ["?"])[-1] for f in shown}
+        return self.render("failures.html", title="Failures", failed=shown, shards=shards,
+                           reasons=sorted(s.failures), wanted=wanted, rejected_rows=s.rejected_rows)
 
     def plot(self, request: Request) -> Response:
         try:
@@ -214,11 +193,9 @@ def create_app(view: DatasetView, allowed_hosts: tuple[str, ...] = LOOPBACK) -> 
 
 def open_view(path: str, endpoint: str = "", region: str = "") -> DatasetView:
     """A view of the dataset at a local path or ``s3://bucket/prefix``."""
-    from multihowto.pipeline.storage import open_storage
-
     if "://" not in path and not Path(path).is_dir():
         raise FileNotFoundError(f"{path}: no such dataset folder")
-    return DatasetView(open_storage(path, endpoint, region))
+    return DatasetView(open_storage(path, endpoint, region, create=False))
 
 
 @contextlib.contextmanager

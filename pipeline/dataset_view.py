@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
+from multihowto.pipeline.summary import committed_shards, read_stats
 from multihowto.schemas.frames import unpack_jpegs
-from multihowto.schemas.index import INDEX_SUFFIX, PLAN_FILE, REPORT_DIR, STATS_SUFFIX, TAR_SUFFIX
+from multihowto.schemas.index import INDEX_SUFFIX, REPORT_DIR, TAR_SUFFIX
 from multihowto.schemas.sample import FRAMES_EXT, JSON_EXT, LANGS, text_ext
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
@@ -73,15 +74,6 @@ class ClipFilter:
         return True
 
 
-def reason_and_detail(entry: dict) -> tuple[str, str]:
-    """A failed video's reason code and detail, from a stats ``per_video`` entry
-    (``reason``/``detail`` fields where present, else the ``"reason: detail"`` error)."""
-    if entry.get("reason"):
-        return entry["reason"], entry.get("detail", "")
-    reason, _, detail = (entry.get("error") or "").partition(":")
-    return reason.strip() or "unknown", detail.strip()
-
-
 @dataclass
 class Clip:
     """One sample read from its tar span."""
@@ -115,8 +107,7 @@ class DatasetView:
         """Committed shards (those with a parquet index), in unit order."""
         with self._lock:
             if self._shards is None:
-                names = self.storage.list("shard-")
-                self._shards = sorted(n[: -len(INDEX_SUFFIX)] for n in names if n.endswith(INDEX_SUFFIX))
+                self._shards = sorted(n.removesuffix(INDEX_SUFFIX) for n in committed_shards(self.storage))
             return self._shards
 
     def index(self, shard: str) -> list[dict]:
@@ -125,7 +116,8 @@ class DatasetView:
             if shard not in self._indexes:
                 if shard not in self.shards():
                     raise NotInDataset(f"no committed shard {shard!r}")
-                table = pq.read_table(io.BytesIO(self.storage.get_bytes(shard + INDEX_SUFFIX)))
+                with self.storage.open_random(shard + INDEX_SUFFIX) as f:  # S3: ranged reads
+                    table = pq.ParquetFile(f).read()
                 rows = sorted(table.to_pylist(), key=lambda r: (r["video_id"], r["clip_index"]))
                 self._indexes[shard] = rows
                 self._by_key[shard] = {r["key"]: r for r in rows}
@@ -136,7 +128,7 @@ class DatasetView:
             if shard not in self._stats:
                 if shard not in self.shards():
                     raise NotInDataset(f"no committed shard {shard!r}")
-                self._stats[shard] = json.loads(self.storage.get_bytes(shard + STATS_SUFFIX))
+                self._stats[shard] = read_stats(self.storage, shard + INDEX_SUFFIX)
             return self._stats[shard]
 
     def videos(self) -> dict[str, dict]:
@@ -156,12 +148,6 @@ class DatasetView:
         if not SAFE_ID.match(video_id) or video_id not in self.videos():
             raise NotInDataset(f"no video {video_id!r} in the dataset")
         return self.videos()[video_id]
-
-    def rejected_rows(self) -> list[dict]:
-        """The manifest rows the plan rejected (line, reason, value)."""
-        if not self.storage.exists(PLAN_FILE):
-            return []
-        return json.loads(self.storage.get_bytes(PLAN_FILE)).get("rejected_rows", [])
 
     def plot(self, name: str) -> bytes:
         """A PNG of the dataset card (``_report/{name}``)."""
