@@ -35,7 +35,7 @@ from multihowto.pipeline.storage import open_storage
 from multihowto.pipeline.summary import DatasetSummary, failure_of, summarise
 from multihowto.schemas.sample import LANGS
 
-ASSETS = Path(__file__).parent / "browse_assets"
+ASSETS = Path(__file__).parent / "browse-assets"
 PER_PAGE = 24
 CARD_PLOTS = ("clips_per_lang.png", "lid_scores.png", "failures.png", "clip_lengths.png")
 LOOPBACK = ("127.0.0.1", "localhost")
