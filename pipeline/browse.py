@@ -128,7 +128,10 @@ class BrowseApp:
         except NotInDataset as e:
             raise HTTPException(404, str(e)) from e
         rows = self.view.video_clips(video_id)
-        first = self.view.clip(rows[0]["key"]).meta if rows else {}
+        try:  # the track kinds are in a clip's json; a damaged first clip only hides them
+            first = self.view.clip(rows[0]["key"]).meta if rows else {}
+        except ValueError:
+            first = {}
         length = max((r["end"] for r in rows), default=0.0) or 1.0
         tracks = []
         for lang in LANGS:
@@ -166,6 +169,8 @@ class BrowseApp:
             return self.view.clip(key)
         except NotInDataset as e:
             raise HTTPException(404, str(e)) from e
+        except ValueError as e:  # a damaged span: the page says which file and sample
+            raise HTTPException(500, f"cannot read this clip: {e}") from e
 
     def error(self, request: Request, exc: HTTPException) -> Response:
         if request.url.path.endswith((".jpg", ".png")):

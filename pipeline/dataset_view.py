@@ -14,6 +14,7 @@ import json
 import re
 import tarfile
 import threading
+import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -225,5 +226,9 @@ def parse_span(shard: str, row: dict, span: bytes) -> Clip:
     if JSON_EXT not in members:
         raise ValueError(f"{shard}{TAR_SUFFIX}: span of {row['key']} has no {JSON_EXT} member")
     texts = {lang: members[text_ext(lang)].decode("utf-8", "replace") for lang in LANGS if text_ext(lang) in members}
-    frames = unpack_jpegs(members[FRAMES_EXT]) if FRAMES_EXT in members else []
-    return Clip(shard, row, json.loads(members[JSON_EXT]), texts, frames)
+    try:
+        meta = json.loads(members[JSON_EXT])
+        frames = unpack_jpegs(members[FRAMES_EXT]) if FRAMES_EXT in members else []
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as e:  # what np.load raises on a bad .npz
+        raise ValueError(f"{shard}{TAR_SUFFIX}: sample {row['key']}: {e}") from e
+    return Clip(shard, row, meta, texts, frames)

@@ -262,6 +262,20 @@ def test_a_subtitle_holding_script_is_shown_as_text_and_never_runs(page, hostile
         assert page.evaluate("() => window.__pwned") is None and page.dialogs == []
 
 
+def test_a_damaged_clip_span_is_an_error_page_naming_the_file(hostile_dataset, tmp_path):
+    damaged = tmp_path / "ds"
+    shutil.copytree(hostile_dataset, damaged)
+    row = pq.read_table(damaged / "shard-000000.parquet").to_pylist()[0]
+    tar = bytearray((damaged / "shard-000000.tar").read_bytes())
+    tar[row["tar_offset"]:row["tar_offset"] + row["tar_size"]] = b"\x07" * row["tar_size"]
+    (damaged / "shard-000000.tar").write_bytes(bytes(tar))
+    with running(create_app(DatasetView(LocalStorage(damaged)))) as base:
+        status, body = raw_get(base, "/clip/evil_00000")
+        assert status == 500 and b"shard-000000.tar" in body and b"evil_00000" in body
+        status, _ = raw_get(base, "/video/evil")  # the rest of the app goes on
+        assert status == 200
+
+
 # -- S3 ---------------------------------------------------------------------------
 class CountingStorage:
     """A storage that counts the bytes read from each file, by whole and ranged reads."""
