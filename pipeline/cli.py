@@ -55,7 +55,11 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from multihowto.pipeline.inspect_dataset import inspect_dataset
 
-    print(inspect_dataset(args.path))
+    try:
+        print(inspect_dataset(args.path))
+    except ValueError as e:  # a URI the storage layer does not read
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -18,6 +18,20 @@ from multihowto.schemas.index import REPORT_DIR  # noqa: E402
 from multihowto.schemas.sample import LANGS  # noqa: E402
 
 
+def box_stats(edges: list[float], counts: list[int] | None, label: str) -> dict:
+    """A box (quartiles, 5th and 95th percentile whiskers) from binned counts, each
+    value at its bin's middle; all zero when there are none."""
+    if not counts or not sum(counts):
+        return {"label": label, "med": 0.0, "q1": 0.0, "q3": 0.0, "whislo": 0.0, "whishi": 0.0}
+    mids = (np.asarray(edges[:-1]) + np.asarray(edges[1:])) / 2
+    cum = np.cumsum(counts) / sum(counts)
+
+    def at(q: float) -> float:
+        return float(mids[np.searchsorted(cum, q)])
+
+    return {"label": label, "med": at(0.5), "q1": at(0.25), "q3": at(0.75), "whislo": at(0.05), "whishi": at(0.95)}
+
+
 def write_plots(s: DatasetSummary, storage: Storage) -> dict[str, str]:
     """Draw the four plots into ``storage``; returns {file name: name relative to the root}."""
     files = {}
@@ -49,7 +63,7 @@ def write_plots(s: DatasetSummary, storage: Storage) -> dict[str, str]:
     save(fig, "clip_lengths.png")
 
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.boxplot([s.lid_scores.get(lang, []) or [0.0] for lang in LANGS], tick_labels=list(LANGS))
+    ax.bxp([box_stats(s.lid_score_edges, s.lid_score_counts.get(lang), lang) for lang in LANGS], showfliers=False)
     ax.set_ylabel("fastText score of the track")
     ax.set_title("Language ID score per language (accepted tracks)")
     save(fig, "lid_scores.png")

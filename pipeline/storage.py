@@ -237,7 +237,7 @@ class S3Storage:
     """``s3://bucket/prefix`` through boto3; large files go up as multipart uploads."""
 
     def __init__(self, uri: str, endpoint_url: str = "", region: str = "", multipart_mb: int = 64,
-                 read_ahead_kb: int = 256):
+                 read_ahead_kb: int = 64):
         loc = parse_uri(uri)
         if loc.scheme != "s3":
             raise ValueError(f"{uri!r}: expected s3://bucket/prefix")

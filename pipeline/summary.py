@@ -26,6 +26,9 @@ from multihowto.schemas.index import INDEX_SUFFIX, PLAN_FILE, STATS_SUFFIX
 
 # Clip lengths are counted in fixed bins, shard by shard; longer clips land in the last.
 DURATION_EDGES = np.arange(0.0, 30.5, 0.5)
+# Accepted tracks' LID scores, counted in 100 bins over [0, 1] (a bounded summary of
+# any number of tracks).
+LID_SCORE_EDGES = np.linspace(0.0, 1.0, 101)
 
 # Stats fields read by name below; every other field is summed generically.
 KNOWN_STATS = frozenset({
@@ -68,7 +71,8 @@ class DatasetSummary:
     clips_per_lang: Counter = field(default_factory=Counter)
     lid_rejected: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # lang -> reason -> tracks
     lid_uncertain: Counter = field(default_factory=Counter)  # lang -> tracks kept but flagged
-    lid_scores: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # lang -> accepted tracks' scores
+    lid_score_edges: list[float] = field(default_factory=lambda: LID_SCORE_EDGES.tolist())
+    lid_score_counts: dict[str, list[int]] = field(default_factory=dict)  # lang -> accepted tracks per score bin
     missing_langs: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # lang -> reason -> videos
     track_errors: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # lang -> reason -> videos
     timings_s: Counter = field(default_factory=Counter)  # stage -> seconds summed over videos
@@ -150,6 +154,7 @@ def summarise(storage) -> DatasetSummary:
     storage = as_storage(storage)
     s = DatasetSummary(uri=storage.uri)
     durations = np.zeros(len(DURATION_EDGES) - 1, dtype=np.int64)
+    scores: dict[str, np.ndarray] = {}
     latest: dict[str, dict | None] = {}  # video -> None if ok, else its failed entry
     with_clips: set[str] = set()
     for index_name in committed_shards(storage):
@@ -179,6 +184,7 @@ def summarise(storage) -> DatasetSummary:
                 _add_counts(s.counters[key], value)
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 s.totals[key] += value
+        shard_scores: dict[str, list[float]] = defaultdict(list)
         for v in st.get("per_video", []):
             # shards come in unit order, so a retry unit's entry replaces the earlier one
             latest[v["video_id"]] = None if v.get("status") == "ok" else {
@@ -186,12 +192,16 @@ def summarise(storage) -> DatasetSummary:
             verdicts = v.get("lid", {})
             for lang, score in v.get("lid_scores", {}).items():
                 if verdicts.get(lang) != "reject":
-                    s.lid_scores[lang].append(score)
+                    shard_scores[lang].append(score)
+        for lang, values in shard_scores.items():
+            counts = np.histogram(np.clip(values, 0.0, 1.0), bins=LID_SCORE_EDGES)[0]
+            scores[lang] = scores[lang] + counts if lang in scores else counts
     failed = [e for e in latest.values() if e is not None]
     s.videos = Counter(total=len(latest), ok=len(latest) - len(failed), failed=len(failed))
     s.videos_with_clips = len(with_clips)
     s.failed_videos = [failure_of(e) for e in failed]
     s.failures = Counter(f.reason for f in s.failed_videos)
     s.duration_counts = durations.tolist()
+    s.lid_score_counts = {lang: counts.tolist() for lang, counts in sorted(scores.items())}
     s.rejected_rows = read_rejected_rows(storage)
     return s

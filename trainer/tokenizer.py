@@ -11,20 +11,22 @@ import random
 import tempfile
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
 
-from multihowto.schemas.index import INDEX_SUFFIX
+from multihowto.pipeline.storage import as_storage
+from multihowto.pipeline.summary import committed_shards, read_index
 from multihowto.schemas.sample import LANGS
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 
 def corpus_texts(dataset: str | Path, langs: tuple[str, ...] = LANGS, videos: set[str] | None = None) -> dict[str, list[str]]:
-    """Every clip text per language from the committed shards' indexes."""
+    """Every clip text per language from the committed shards' indexes (a local folder
+    or ``s3://`` prefix; only the text columns are read)."""
     out: dict[str, list[str]] = {lang: [] for lang in langs}
-    for index in sorted(Path(dataset).glob(f"shard-*{INDEX_SUFFIX}")):
-        table = pq.read_table(index, columns=["video_id", *[f"text_{lang}" for lang in langs]]).to_pylist()
+    storage = as_storage(dataset)
+    for index in committed_shards(storage):
+        table = read_index(storage, index, ["video_id", *[f"text_{lang}" for lang in langs]]).to_pylist()
         for row in table:
             if videos is not None and row["video_id"] not in videos:
                 continue

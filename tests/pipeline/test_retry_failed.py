@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from multihowto.pipeline.inspect_dataset import inspect_dataset
-from multihowto.pipeline.report import summarise
 from multihowto.pipeline.run import run_dataset
+from multihowto.pipeline.summary import summarise
 from multihowto.schemas.config import DownloadConfig, RegionConfig
 from tests.conftest import with_site
 
@@ -25,13 +25,13 @@ def test_retry_failed_adds_the_missing_clips_once(small_site, tmp_path):
     out = tmp_path / "out"
     first = run_dataset(cfg, log=lambda *_: None)
     s = summarise(out)
-    assert {v["video_id"] for v in s["failed_videos"]} == {"sample-00", "sample-05"}
+    assert {v.video_id for v in s.failed_videos} == {"sample-00", "sample-05"}
 
     (site / "faults.json").unlink()  # the host recovers
     second = run_dataset(cfg, log=lambda *_: None, retry_failed=True)
     assert second.units_done_before == first.units_total and second.units_committed == 1  # both failures, one unit
     s = summarise(out)
-    assert s["videos"] == {"total": 6, "ok": 5, "failed": 1} and s["failures"] == {"corrupt_video": 1}
+    assert s.videos == {"total": 6, "ok": 5, "failed": 1} and s.failures == {"corrupt_video": 1}
     truth = json.loads((site / "truth.json").read_text())
     keys = pq.read_table(sorted(out.glob("shard-*.parquet"))).column("key").to_pylist()
     assert len(keys) == len(set(keys)) == sum(len(t["cues"]) for t in truth.values() if not t["corrupt"])

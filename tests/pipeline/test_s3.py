@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_pipeline_writes_to_s3_and_reads_back(s3, small_site, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # build/work/{region} and build/report/{region} land here
+    monkeypatch.chdir(tmp_path)  # build/work/{region} lands here
     cfg = with_site(RegionConfig(name="s3test", output="s3://mhowto/datasets/run1", s3_endpoint=s3, videos_per_unit=3), small_site)
     summary = run_dataset(cfg, log=lambda *_: None)
     storage = S3Storage(cfg.output, s3)
@@ -29,6 +29,9 @@ def test_pipeline_writes_to_s3_and_reads_back(s3, small_site, tmp_path, monkeypa
     assert "wrong_language" in card and storage.exists("README.md") and storage.exists("how2_en.json")
     text = inspect_dataset("s3://mhowto/datasets/run1")
     assert "dataset: s3://mhowto/datasets/run1" in text and "corrupt_video: 1" in text and "  en: " in text
+    # the card and inspect read the remote dataset directly: nothing copied under ./build
+    assert not (tmp_path / "build" / "report").exists() and not (tmp_path / "build" / "inspect").exists()
+    assert storage.exists("_report/failures.png") and "sample-05" in storage.get_bytes("README.md").decode()
     again = run_dataset(cfg, log=lambda *_: None)
     assert again.units_committed == 0 and again.units_done_before == summary.units_total
 

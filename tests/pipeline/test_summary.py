@@ -10,6 +10,7 @@ from markdown_it import MarkdownIt
 
 from multihowto.operators.shards import ShardCommit
 from multihowto.pipeline.inspect_dataset import inspect_dataset
+from multihowto.pipeline.plots import box_stats
 from multihowto.pipeline.report import write_report
 from multihowto.pipeline.storage import LocalStorage, S3Storage
 from multihowto.pipeline.summary import FailedVideo, RejectedRow, summarise
@@ -79,7 +80,11 @@ def test_summary_counts_latest_status_and_sums_unknown_counters(dataset):
     assert s.clips == 4 and s.clip_seconds == pytest.approx(11.0) and sum(s.duration_counts) == 4
     assert s.clips_per_lang["en"] == 4 and s.clips_per_lang["de"] == 1 and s.clips_per_lang["zh"] == 1
     assert s.lid_rejected["fr"] == {"wrong_language": 2} and s.lid_uncertain == {"de": 1, "zh": 1}
-    assert sorted(s.lid_scores["en"]) == [0.9, 0.9] and "fr" not in s.lid_scores  # rejected scores left out
+    # accepted tracks' scores, binned: rejected tracks (fr) left out
+    assert sorted(s.lid_score_counts) == ["de", "en", "zh"] and sum(s.lid_score_counts["en"]) == 2
+    assert s.lid_score_counts["en"][90] == 2 and s.lid_score_counts["de"][40] == 1
+    box = box_stats(s.lid_score_edges, s.lid_score_counts["en"], "en")
+    assert box["q1"] == box["med"] == box["q3"] == pytest.approx(0.905)
     assert s.missing_langs["sw"] == {"no_track": 2} and s.track_errors["cs"] == {"http_404": 2}
     assert s.retries == {"http_429": 2} and s.timings_s["frames"] == pytest.approx(1.0)
     assert s.rejected_rows == [RejectedRow(3, "bad_url", "ftp://x")]
@@ -141,3 +146,12 @@ def test_the_card_quotes_hostile_input_as_text(cfg, tmp_path):
     assert "<script>" not in html and "<img src=x" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert sum("alert(1)&lt;/script&gt;" in line for line in html.splitlines()) == 2
     assert "vid-&lt;b&gt;" in html
+
+
+def test_inspect_shows_control_characters_escaped(cfg, tmp_path):
+    root = tmp_path / "ds"
+    ShardCommit(cfg, LocalStorage(root), tmp_path / "tmp").commit(
+        0, [ok_item("vid-a"), failed_item("vid-b", "corrupt_video: \x1b]0;owned\x07\x1b[2J\nfake line\x00")])
+    text = inspect_dataset(root)
+    assert "\x1b" not in text and "\x00" not in text and "\x07" not in text
+    assert "vid-b (at frames): corrupt_video: \\x1b]0;owned\\x07\\x1b[2J\\nfake line\\x00" in text
