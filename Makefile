@@ -3,11 +3,12 @@ PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 REGION      ?= local
-# Debian packages that carry the sample site's real material (CLDR names, Noto emoji).
-APT_PACKAGES := unicode-cldr-core fonts-noto-color-emoji
+# Debian packages that carry the sample site's real material (CLDR names, Noto emoji);
+# chromium (with a CJK fallback font) runs mhowto browse's tests in a headless browser.
+APT_PACKAGES := unicode-cldr-core fonts-noto-color-emoji chromium fonts-droid-fallback
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup system-deps site dataset inspect test test-fast lint fuzz bench bench-train pretrain eval clean
+.PHONY: setup system-deps site dataset inspect browse test test-fast lint fuzz bench bench-train pretrain eval clean
 
 setup: $(STAMP)
 
@@ -40,6 +41,10 @@ dataset: setup
 
 inspect: setup
 	$(BIN)/mhowto inspect data/$(REGION)
+
+# Look at the built dataset in a browser: a read-only app on 127.0.0.1 (URL printed).
+browse: setup
+	$(BIN)/mhowto browse data/$(REGION)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -2,6 +2,7 @@
 
     mhowto dataset --region local        build the dataset of a region profile
     mhowto inspect data/local            what a built dataset holds
+    mhowto browse data/local             look at it in a browser (read-only, 127.0.0.1)
     mhowto build-sample                  build the sample video site
     mhowto serve-sample                  serve it on 127.0.0.1 until interrupted
     mhowto lid-table                     language ID accuracy per language, thresholds
@@ -72,6 +73,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     try:
         print(inspect_dataset(args.path))
     except ValueError as e:  # a URI the storage layer does not read
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_browse(args: argparse.Namespace) -> int:
+    from multihowto.pipeline.browse import serve
+
+    try:
+        serve(args.path, host=args.host, port=args.port, endpoint=args.s3_endpoint)
+    except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
@@ -184,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="summarise a built dataset")
     i.add_argument("path")
     i.set_defaults(func=cmd_inspect)
+
+    w = sub.add_parser("browse", help="look at a built dataset in a browser (read-only web app on 127.0.0.1)")
+    w.add_argument("path", help="a dataset folder or s3://bucket/prefix")
+    w.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
+    w.add_argument("--host", default="127.0.0.1", help="the interface to bind (default: loopback only)")
+    w.add_argument("--s3-endpoint", default="", help="an S3-compatible endpoint (default: boto3's, e.g. AWS_ENDPOINT_URL)")
+    w.set_defaults(func=cmd_browse)
 
     b = sub.add_parser("build-sample", help="build the sample video site")
     b.add_argument("--site-dir", default="build/site")
