@@ -24,8 +24,8 @@ from multihowto.pipeline.browse import create_app, running
 from multihowto.pipeline.dataset_view import DatasetView
 from multihowto.pipeline.report import write_report
 from multihowto.pipeline.storage import LocalStorage, S3Storage
-from multihowto.schemas.config import RegionConfig
 from multihowto.schemas.frames import pack_jpegs
+from multihowto.schemas.item import Clip, Failure, Track, VideoItem
 from multihowto.schemas.sample import LANGS
 
 pytestmark = pytest.mark.slow
@@ -227,17 +227,18 @@ def hostile_dataset(tmp_path_factory) -> Path:
     """One shard written by the project's ShardCommit whose texts, URL and error hold HTML."""
     root = tmp_path_factory.mktemp("hostile") / "ds"
     texts = {lang: f"{lang}: {HOSTILE}" for lang in LANGS}
-    ok = {
-        "video_id": "evil", "status": "ok", "pivot": "en", "url": "javascript:window.__pwned=2",
-        "tracks": {lang: {"format": "vtt", "kind": "manual<i>"} for lang in LANGS},
-        "lid": {lang: {"verdict": "accept", "label": lang, "score": 0.9} for lang in LANGS},
-        "missing_langs": {},
-        "clips": [{"index": 0, "start": 0.0, "end": 2.0, "texts": texts, "confidence": dict.fromkeys(LANGS, 1.0)}],
-        "clip_frames": [pack_jpegs([tiny_jpeg((200, 0, 0)), tiny_jpeg((0, 0, 200))])], "clip_frame_counts": [2],
-    }
-    failed = {"video_id": "broken", "status": "failed", "failed_at": "frames",
-              "error": "corrupt_video: <img src=x onerror=\"window.__pwned=3\">", "url": "http://127.0.0.1/x"}
-    ShardCommit(RegionConfig(output=str(root)), LocalStorage(root), tmp_path_factory.mktemp("tmp")).commit(0, [ok, failed])
+    tmp = tmp_path_factory.mktemp("tmp")
+    frames = tmp / "evil-0.frames.npz"
+    frames.write_bytes(pack_jpegs([tiny_jpeg((200, 0, 0)), tiny_jpeg((0, 0, 200))]))
+    ok = VideoItem(
+        video_id="evil", url="javascript:window.__pwned=2", unit=0, pivot="en",
+        tracks={lang: Track([], "vtt", "manual<i>") for lang in LANGS},
+        lid={lang: {"verdict": "accept", "label": lang, "score": 0.9} for lang in LANGS},
+        clips=[Clip(0, 0.0, 2.0, texts, dict.fromkeys(LANGS, 1.0), frames_path=str(frames), n_frames=2)],
+    )
+    failed = VideoItem("broken", "http://127.0.0.1/x", 0,
+                       failure=Failure("frames", "corrupt_video", "<img src=x onerror=\"window.__pwned=3\">"))
+    ShardCommit(1.0, LocalStorage(root), tmp).commit(0, [ok, failed])
     return root
 
 
