@@ -93,12 +93,25 @@ class AlignConfig:
     min_overlap: float = 0.5
 
 
+FRAME_SKIP_MODES = ("none", "nonref", "nokey")
+
+
 @dataclass(frozen=True)
 class FramesConfig:
     fps: float = 1.0
     size: int = 224
     jpeg_quality: int = 90
     threads: int = 1
+    # Wall-clock bound on one video's ffmpeg run; past it ffmpeg's process group is killed
+    # and the video fails as `timeout`. 2 h of 360p decode in about 1.5 min on one core.
+    timeout_s: float = 600.0
+    # Most frames one video may yield (7200 at 1 fps: 2 h); more fails as `video_too_long`,
+    # and ffmpeg's output is capped to this many frames' worth of bytes.
+    max_frames: int = 7200
+    # Frames the decoder may skip: none (exact), nonref (frames nothing refers to), nokey
+    # (all but keyframes). Faster but a kept frame can be far from its time: see
+    # bench/frames_timing.py; `none` stays the default until skip keeps the timing bound.
+    skip: str = "none"
 
 
 @dataclass(frozen=True)
@@ -238,6 +251,12 @@ def validate(cfg: RegionConfig) -> RegionConfig:
         bad("frames.size", "must be within [16, 1024]")
     if not 1 <= cfg.frames.jpeg_quality <= 100:
         bad("frames.jpeg_quality", "must be within [1, 100]")
+    if not 0 < cfg.frames.timeout_s <= 86400:
+        bad("frames.timeout_s", "must be within (0, 86400]")
+    if not 1 <= cfg.frames.max_frames <= 1_000_000:
+        bad("frames.max_frames", "must be within [1, 1000000]")
+    if cfg.frames.skip not in FRAME_SKIP_MODES:
+        bad("frames.skip", f"must be one of {', '.join(FRAME_SKIP_MODES)}")
     if cfg.features.enabled and not Path(cfg.features.model_path).is_file():
         bad("features.model_path", f"no TorchScript file at {cfg.features.model_path!r} (nothing is downloaded)")
     if cfg.features.device not in ("auto", "cpu", "cuda"):

@@ -37,7 +37,7 @@ def test_decode_samples_at_fps_and_crops_square(clip6s):
 def test_frames_match_a_raw_decode_of_the_same_file(clip6s):
     """The mjpeg path gives the frames a rawvideo decode gives, up to JPEG error."""
     cmd = [ffmpeg_exe(), "-v", "error", "-i", str(clip6s), "-vf",
-           "fps=1:round=down,scale=-2:96,crop=96:96", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+           "fps=1:round=up:start_time=0,scale=-2:96,crop=96:96", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     raw = np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, dtype=np.uint8).reshape(-1, 96, 96, 3)
     ours = decode_frames(pack_jpegs(decode_video(str(clip6s), FramesConfig(fps=1.0, size=96, jpeg_quality=95))))
     assert ours.shape == raw.shape
@@ -53,8 +53,13 @@ def test_split_jpeg_stream(clip6s):
 
 
 def test_frames_for_clip():
-    assert frames_for_clip(1.0, 3.0, 6, 1.0) == [1, 2]
-    assert frames_for_clip(2.2, 2.6, 6, 1.0) == [2]  # shorter than a period: nearest to the middle
+    times = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert frames_for_clip(1.0, 3.0, times, 6.0) == [1, 2]
+    assert frames_for_clip(2.2, 2.6, times, 6.0) == [2]  # shorter than a period: nearest to the middle
+    assert frames_for_clip(5.5, 5.9, times, 6.0) == [5]  # inside the last period
+    assert frames_for_clip(6.0, 8.0, times, 6.0) == []  # starts at the decoded end: no picture of it
+    assert frames_for_clip(9.0, 9.5, times, 6.0) == []
+    assert frames_for_clip(0.0, 1.0, [], 0.0) == []
 
 
 def test_operator_packs_frames_per_clip(clip6s):
