@@ -93,7 +93,7 @@ class AlignConfig:
     min_overlap: float = 0.5
 
 
-FRAME_SKIP_MODES = ("none", "nonref", "nokey")
+FRAME_SKIP_MODES = ("none", "noref", "bidir", "nokey")  # ffmpeg's -skip_frame names
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,11 @@ class FramesConfig:
     # Most frames one video may yield (7200 at 1 fps: 2 h); more fails as `video_too_long`,
     # and ffmpeg's output is capped to this many frames' worth of bytes.
     max_frames: int = 7200
-    # Frames the decoder may skip: none (exact), nonref (frames nothing refers to), nokey
-    # (all but keyframes). Faster but a kept frame can be far from its time: see
-    # bench/frames_timing.py; `none` stays the default until skip keeps the timing bound.
+    # Frames the decoder may skip (ffmpeg's -skip_frame): none (exact), noref (frames no
+    # other frame refers to), bidir (B-frames), nokey (all but keyframes; the decode then
+    # ends at the last keyframe). Faster, but a kept frame can lie frames before its time:
+    # bench/frames_timing.py measures both; `none` stays the default, as no skip mode kept
+    # every frame within one source-frame period.
     skip: str = "none"
 
 

@@ -85,3 +85,17 @@ def test_clips_past_the_decoded_end_are_dropped_and_counted(videos):
 
     [gone] = ExtractFrames(cfg).process_batch([{"video_id": "w", "video_bytes": video.path.read_bytes(), "clips": clips[2:]}])
     assert gone["status"] == "failed" and gone["error"].startswith("past_end_of_video")
+
+
+@pytest.mark.parametrize("skip", ["noref", "bidir", "nokey"])
+def test_skip_modes_keep_the_samples_and_never_run_ahead(videos, skip):
+    """``frames.skip`` (opt-in) shows an earlier decoded picture where the one on screen was
+    skipped: the same sample times, never a picture later than its time."""
+    video = videos[("h264_mp4", "25", False)]
+    exact = sample_video(str(video.path), FramesConfig(size=96))
+    fast = sample_video(str(video.path), FramesConfig(size=96, skip=skip))
+    assert max(lateness_s(fast.jpegs, fast.times)) <= 0.0005
+    if skip == "nokey":  # the decode ends with the last keyframe: the video seems shorter
+        assert fast.times == exact.times[: len(fast.times)] and len(fast.times) < len(exact.times)
+    else:
+        assert fast.times == exact.times and fast.duration_s == exact.duration_s

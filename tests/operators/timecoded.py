@@ -99,6 +99,19 @@ def timing_errors(kept: list[bytes], stated: list[float], source: list[float]) -
     return errors
 
 
+def error_periods(kept: list[bytes], stated: list[float], source: list[float]) -> list[float]:
+    """Per kept frame: how far its picture's time lies from its stated time, in source-frame
+    periods (the period in effect at the stated time: from the frame on screen then to the
+    next). Under 1 is the bound the frame stage keeps by default."""
+    out = []
+    for jpeg, t in zip(kept, stated, strict=True):
+        on_screen = max([k for k, s in enumerate(source) if s <= t + 0.0005], default=0)
+        nxt = on_screen + 1 if on_screen + 1 < len(source) else on_screen
+        period = (source[nxt] - source[nxt - 1]) if nxt > 0 else 1.0
+        out.append(abs(read_time(jpeg) - t) / period)
+    return out
+
+
 def lateness_s(kept: list[bytes], stated: list[float]) -> list[float]:
     """Per kept frame: its drawn time minus its stated time, in seconds."""
     return [read_time(j) - t for j, t in zip(kept, stated, strict=True)]
