@@ -103,7 +103,8 @@ class FramesConfig:
     jpeg_quality: int = 90
     threads: int = 1
     # Wall-clock bound on one video's ffmpeg run; past it ffmpeg's process group is killed
-    # and the video fails as `timeout`. 2 h of 360p decode in about 1.5 min on one core.
+    # and the video fails as `timeout`. 2 h of 360p30 h264 decodes in about 140 s on one
+    # (shared) core here: 600 s leaves room for slower cores and larger formats.
     timeout_s: float = 600.0
     # Most frames one video may yield (7200 at 1 fps: 2 h); more fails as `video_too_long`,
     # and ffmpeg's output is capped to this many frames' worth of bytes.
