@@ -94,6 +94,8 @@ RANGES: dict[str, Range] = {
     "frames.size": Range(16, 1024),
     "frames.jpeg_quality": Range(1, 100),
     "frames.threads": Range(1, 64),
+    "frames.timeout_s": Range(0, 86_400, open_lo=True),
+    "frames.max_frames": Range(1, 1_000_000),
     "features.batch_size": Range(1, 4096),
     "features.mean": Range(0, 1),
     "features.std": Range(0, 10, open_lo=True),
@@ -175,12 +177,28 @@ class AlignConfig:
     max_clips_per_video: int = 5000
 
 
+FRAME_SKIP_MODES = ("none", "noref", "bidir", "nokey")  # ffmpeg's -skip_frame names
+
+
 @dataclass(frozen=True)
 class FramesConfig:
     fps: float = 1.0
     size: int = 224
     jpeg_quality: int = 90
     threads: int = 1
+    # Wall-clock bound on one video's ffmpeg run; past it ffmpeg's process group is killed
+    # and the video fails as `timeout`. 2 h of 360p30 h264 decodes in about 140 s on one
+    # (shared) core here: 600 s leaves room for slower cores and larger formats.
+    timeout_s: float = 600.0
+    # Most frames one video may yield (7200 at 1 fps: 2 h); more fails as `video_too_long`,
+    # and ffmpeg's output is capped to this many frames' worth of bytes.
+    max_frames: int = 7200
+    # Frames the decoder may skip (ffmpeg's -skip_frame): none (exact), noref (frames no
+    # other frame refers to), bidir (B-frames), nokey (all but keyframes; the decode then
+    # ends at the last keyframe). Faster, but a kept frame can lie frames before its time:
+    # bench/frames_timing.py measures both; `none` stays the default, as no skip mode kept
+    # every frame within one source-frame period.
+    skip: str = "none"
 
 
 @dataclass(frozen=True)
@@ -338,6 +356,8 @@ def validate(cfg: RegionConfig) -> RegionConfig:
         bad("align.pivot", f"{quote(cfg.align.pivot)} is not one of langs")
     if not cfg.align.min_clip_s < cfg.align.max_clip_s:
         bad("align.min_clip_s", f"need min_clip_s < max_clip_s, got {cfg.align.min_clip_s:g} and {cfg.align.max_clip_s:g}")
+    if cfg.frames.skip not in FRAME_SKIP_MODES:
+        bad("frames.skip", f"must be one of {', '.join(FRAME_SKIP_MODES)}")
     if cfg.features.enabled and not Path(cfg.features.model_path).is_file():
         bad("features.model_path", f"no TorchScript file at {quote(cfg.features.model_path)} (nothing is downloaded)")
     if cfg.features.device not in ("auto", "cpu", "cuda"):
