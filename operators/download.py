@@ -43,6 +43,10 @@ def classify_download_error(message: str) -> StageError:
     if m:
         code = int(m.group(1))
         return StageError(f"http_{code}", message, transient=code == 429 or code >= 500)
+    if "connection reset" in lower or "connection aborted" in lower or "remote end closed" in lower:
+        return StageError("connection_reset", message, transient=True)
+    if "connection refused" in lower:
+        return StageError("connection_refused", message, transient=True)
     if "timed out" in lower or "timeout" in lower:
         return StageError("timeout", message, transient=True)
     if "incomplete" in lower or "did not get any data" in lower or "content-length" in lower or "more expected" in lower:

@@ -66,6 +66,11 @@ class _SiteHandler(SimpleHTTPRequestHandler):
         raise ValueError(f"unknown fault {kind!r}; known: {FAULTS}")
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default listen backlog of 5 resets connections under load
+    daemon_threads = True
+
+
 @contextlib.contextmanager
 def serve(site_dir: Path, port: int = 0, faults: dict | None = None) -> Iterator[str]:
     """Serve ``site_dir`` on 127.0.0.1 (a free port by default); yields the base URL.
@@ -80,7 +85,7 @@ def serve(site_dir: Path, port: int = 0, faults: dict | None = None) -> Iterator
     if faults is None:
         faults = json.loads(faults_file.read_text()) if faults_file.exists() else {}
     handler = type("SiteHandler", (_SiteHandler,), {"faults": faults, "hits": {}})
-    server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(handler, directory=str(site_dir)))
+    server = _Server(("127.0.0.1", port), functools.partial(handler, directory=str(site_dir)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="sample-site", daemon=True)
     thread.start()
