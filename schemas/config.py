@@ -7,6 +7,7 @@ names the file and the dotted field (``download.retries: expected int, got 'x'``
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import types
 import typing
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from multihowto.schemas.download import parse_host_entry
 from multihowto.schemas.frames import IMAGENET_MEAN, IMAGENET_STD
 from multihowto.schemas.sample import LANGS
 
@@ -52,7 +54,18 @@ class DownloadConfig:
     backoff_max_s: float = 60.0
     host_rate_per_s: float = 0.0  # token bucket per host and download actor; 0: no limit
     host_burst: int = 4
-    allowed_hosts: tuple[str, ...] = ()  # URL allow-list (host names); empty: any host
+    # Checked before every request yt-dlp makes (redirect hops, media, tracks, fragments):
+    # entries are host (ports 80/443), host:port, .suffix (subdomains), IP literals
+    # (schemas/download.py). Empty: any host. Either way an address that is not global
+    # (loopback, private, link-local, CGNAT, cloud metadata) is refused unless an IP-literal
+    # entry or ``allowed_networks`` (CIDRs, e.g. 127.0.0.0/8) names it.
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_networks: tuple[str, ...] = ()
+    deadline_s: float = 600.0  # wall clock per video: page, media, tracks, retries and backoff
+    max_filesize: int = 1 << 30  # bytes one video's download may read (Content-Length and body)
+    max_track_bytes: int = 8 << 20  # bytes per subtitle track; a larger one loses that language
+    # yt-dlp's JavaScript runtimes for YouTube, in its --js-runtimes form: name or name:path
+    js_runtimes: tuple[str, ...] = ("deno",)
     cookies_file: str = ""
     proxy: str = ""
     geo_bypass_country: str = ""
@@ -114,6 +127,7 @@ class FeaturesConfig:
 
 
 FUSE_MODES = ("none", "light", "all")
+JS_RUNTIMES = ("deno", "node", "bun", "quickjs")  # what yt-dlp's js_runtimes accepts
 
 
 @dataclass(frozen=True)
@@ -254,6 +268,27 @@ def validate(cfg: RegionConfig) -> RegionConfig:
         bad("download.host_rate_per_s", "need host_rate_per_s >= 0 and host_burst >= 1")
     if cfg.download.cookies_file and not Path(cfg.download.cookies_file).is_file():
         bad("download.cookies_file", "no such file")
+    for i, entry in enumerate(cfg.download.allowed_hosts):
+        try:
+            parse_host_entry(entry)
+        except ValueError as e:
+            bad(f"download.allowed_hosts[{i}]", str(e))
+    for i, net in enumerate(cfg.download.allowed_networks):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            bad(f"download.allowed_networks[{i}]", f"expected a CIDR network such as 127.0.0.0/8, got {net!r}")
+    if not cfg.download.deadline_s > 0:
+        bad("download.deadline_s", "must be > 0")
+    if not cfg.download.socket_timeout_s > 0:
+        bad("download.socket_timeout_s", "must be > 0")
+    if cfg.download.max_filesize < 1 or cfg.download.max_track_bytes < 1:
+        bad("download.max_filesize", "max_filesize and max_track_bytes must be >= 1")
+    if cfg.download.rate_limit_bytes < 0:
+        bad("download.rate_limit_bytes", "must be >= 0")
+    for i, rt in enumerate(cfg.download.js_runtimes):
+        if rt.split(":", 1)[0] not in JS_RUNTIMES:
+            bad(f"download.js_runtimes[{i}]", f"{rt!r}: expected NAME or NAME:PATH with NAME one of {', '.join(JS_RUNTIMES)}")
     for name in ("download", "subtitles", "langid", "align"):
         if getattr(cfg.concurrency, name) < 1:
             bad(f"concurrency.{name}", "must be >= 1")
