@@ -36,6 +36,8 @@ from multihowto.schemas.download import DownloadResult, RawTrack
 from multihowto.schemas.langtags import target_lang, track_rank
 
 _HTTP = re.compile(r"HTTP Error (\d{3})")
+# yt-dlp's words for a body that ended early (IncompleteRead, ContentTooShortError)
+_SHORT = re.compile(r"\d+ bytes read, \d+ more expected|downloaded \d+ bytes, expected \d+ bytes")
 _PERMANENT = (
     ("private video", "private"),
     ("video unavailable", "unavailable"),
@@ -60,7 +62,7 @@ def classify_download_error(message: str) -> StageError:
         return StageError(f"http_{code}", message, transient=code == 429 or code >= 500)
     if "timed out" in lower or "timeout" in lower:
         return StageError("timeout", message, transient=True)
-    if "incomplete" in lower or "did not get any data" in lower or "content-length" in lower:
+    if "incomplete" in lower or "did not get any data" in lower or "content-length" in lower or _SHORT.search(lower):
         return StageError("truncated_body", message, transient=True)
     return StageError("download_error", message)
 

@@ -1,7 +1,24 @@
 """yt-dlp against the sample site on 127.0.0.1: the video and all its tracks."""
 
+import dataclasses
+
+import pytest
+
 from multihowto.operators.download import DownloadVideo, classify_download_error
 from multihowto.schemas.sample import LANGS
+
+
+@pytest.fixture()
+def cfg(cfg):
+    """The shared config, allowed to reach the loopback site (refused by default)."""
+    return dataclasses.replace(cfg, download=dataclasses.replace(cfg.download, allowed_networks=("127.0.0.0/8",)))
+
+
+def test_loopback_is_refused_unless_allowed(cfg, site_url, tmp_path):
+    cfg = dataclasses.replace(cfg, download=dataclasses.replace(cfg.download, allowed_networks=()))
+    [item] = DownloadVideo(cfg, str(tmp_path / "work")).process_batch([{"video_id": "sample-00", "url": site_url + "v/sample-00.html"}])
+    assert item["status"] == "failed" and item["error"].startswith("host_not_allowed")
+    assert item["download_requests"] == 0
 
 
 def test_downloads_video_and_every_track(cfg, site_url, tmp_path):
@@ -12,6 +29,9 @@ def test_downloads_video_and_every_track(cfg, site_url, tmp_path):
     assert set(item["subtitles"]) == set(LANGS)
     assert item["subtitles"]["zh"]["format"] == "vtt" and item["subtitles"]["zh"]["data"].startswith(b"WEBVTT")
     assert item["info"]["extractor"] == "html5"
+    assert item["subtitle_kinds"]["de"] == "manual" and item["subtitle_tags"]["de"] == "de"
+    assert item["track_errors"] == {} and item["download_attempts"] == 1 and item["retried"] == []
+    assert item["download_requests"] == 1 + 1 + len(LANGS)  # page, video, one per track
     assert not (tmp_path / "work" / "sample-00").exists()  # nothing left on this node's disk
 
 

@@ -1,5 +1,6 @@
 """The download policy against the sample site's fault modes on 127.0.0.1."""
 
+import collections
 import dataclasses
 
 from multihowto.operators.download import DownloadVideo, TokenBucket, backoff_delay
@@ -16,26 +17,54 @@ def test_transient_faults_are_retried_permanent_ones_are_not(cfg, small_site, tm
         "/v/sample-04.html": {"kind": "slow", "seconds": 3, "times": 1},
     }
     cfg = dataclasses.replace(cfg, download=DownloadConfig(
-        allowed_extractors=("generic", "html5"), retries=3, backoff_base_s=0.05, backoff_max_s=0.2, socket_timeout_s=1.0))
+        allowed_extractors=("generic", "html5"), retries=3, backoff_base_s=0.05, backoff_max_s=0.2, socket_timeout_s=1.0,
+        allowed_networks=("127.0.0.0/8",)))
     op = DownloadVideo(cfg, str(tmp_path / "work"))
-    with serve(small_site, faults=faults) as base:
+    log = []
+    with serve(small_site, faults=faults, log=log) as base:
         ids = ["sample-00", "sample-01", "sample-02", "sample-03", "sample-04", "nope"]
         items = {it["video_id"]: it for it in op.process_batch([{"video_id": v, "url": f"{base}v/{v}.html"} for v in ids])}
+    seen = collections.Counter(path for _, path in log)
     assert items["sample-00"]["status"] == "ok" and items["sample-00"]["retried"] == ["http_429", "http_429"]
     assert items["sample-01"]["status"] == "ok" and items["sample-01"]["retried"] == ["http_500"]
-    assert items["sample-02"]["status"] == "ok"  # a truncated body is fetched again
+    assert items["sample-02"]["status"] == "ok" and items["sample-02"]["retried"] == ["truncated_body"]
     assert items["sample-04"]["status"] == "ok" and items["sample-04"]["retried"] == ["timeout"]
     # a 5xx that never clears: retried `retries` times, then recorded
     assert items["sample-03"]["status"] == "failed" and items["sample-03"]["download_attempts"] == 4
     assert items["sample-03"]["error"].startswith("http_500_after_retries")
     # permanent: not retried
     assert items["nope"]["download_attempts"] == 1 and items["nope"]["error"].startswith("http_404")
+    # one retry layer: the server saw each faulty path exactly 1 + (retries made) times,
+    # and download_attempts counts them truthfully
+    for vid, path in [("sample-00", "/v/sample-00.html"), ("sample-01", "/v/sample-01.html"),
+                      ("sample-02", "/media/sample-02.mp4"), ("sample-03", "/v/sample-03.html"),
+                      ("sample-04", "/v/sample-04.html"), ("nope", "/v/nope.html")]:
+        assert seen[path] == 1 + len(items[vid]["retried"]) == items[vid]["download_attempts"], (vid, seen[path])
+    assert seen["/v/sample-03.html"] == 4
+
+
+def test_a_flaky_track_is_retried_alone(cfg, small_site, tmp_path):
+    faults = {"/subs/sample-00.fr.vtt": {"kind": "503", "times": 2}, "/subs/sample-00.ru.vtt": {"kind": "500"}}
+    cfg = dataclasses.replace(cfg, download=DownloadConfig(
+        allowed_extractors=("generic", "html5"), retries=2, backoff_base_s=0.01, backoff_max_s=0.02,
+        allowed_networks=("127.0.0.0/8",)))
+    log = []
+    with serve(small_site, faults=faults, log=log) as base:
+        [item] = DownloadVideo(cfg, str(tmp_path / "work")).process_batch([{"video_id": "v", "url": f"{base}v/sample-00.html"}])
+    seen = collections.Counter(path for _, path in log)
+    assert item["status"] == "ok" and item["download_attempts"] == 1
+    assert item["retried"] == ["fr:http_503", "fr:http_503", "ru:http_500", "ru:http_500"]
+    assert "fr" in item["subtitles"] and "ru" not in item["subtitles"]
+    assert item["track_errors"] == {"ru": "http_500_after_retries"}
+    assert seen["/subs/sample-00.fr.vtt"] == 3 and seen["/subs/sample-00.ru.vtt"] == 3
+    assert seen["/v/sample-00.html"] == 1 and seen["/media/sample-00.mp4"] == 1
 
 
 def test_host_allow_list(cfg, tmp_path):
     cfg = dataclasses.replace(cfg, download=DownloadConfig(allowed_hosts=("127.0.0.1",)))
     [item] = DownloadVideo(cfg, str(tmp_path)).process_batch([{"video_id": "x", "url": "http://example.org/v.html"}])
     assert item["status"] == "failed" and item["error"].startswith("host_not_allowed")
+    assert item["download_requests"] == 0
 
 
 def test_token_bucket_paces_each_host():
