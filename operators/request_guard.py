@@ -83,7 +83,7 @@ class RequestGuard:
         self.gate = gate
         self.resolve = resolve
         self.proxied = bool(cfg.proxy)  # through a proxy, the proxy resolves and connects
-        self._conns: weakref.WeakSet = weakref.WeakSet()
+        self._socks: weakref.WeakSet = weakref.WeakSet()
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self.expired = threading.Event()
@@ -113,14 +113,12 @@ class RequestGuard:
         """The watchdog: unblock whatever read or connect is in progress."""
         self.expired.set()
         with self._lock:
-            conns = list(self._conns)
-        for conn in conns:
-            sock = getattr(conn, "sock", None)
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            socks = list(self._socks)
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -190,7 +188,9 @@ class RequestGuard:
     def connected(self, conn) -> None:
         """A new connection: watched by the deadline; its peer checked unless proxied."""
         with self._lock:
-            self._conns.add(conn)
+            # the socket itself: http.client drops conn.sock once a response that closes
+            # the connection has begun, while the response still reads from it
+            self._socks.add(conn.sock)
         if self.expired.is_set():
             self._expire()
         if getattr(conn, "proxy", None) is not None or self.proxied:
