@@ -17,10 +17,12 @@ again with exponential backoff, each retry recorded once in ``retried``.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import shutil
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,6 +130,16 @@ class _QuietLogger:
 
     def error(self, msg: str) -> None:
         pass
+
+
+def allow_origin(cfg: DownloadConfig, base_url: str) -> DownloadConfig:
+    """``cfg`` also allowing the ``host:port`` of ``base_url`` (the sample site served
+    on 127.0.0.1 for a run): an IP-literal entry, so that loopback address is allowed too,
+    and only on that port."""
+    parts = urllib.parse.urlsplit(base_url)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return dataclasses.replace(cfg, allowed_hosts=(*cfg.allowed_hosts, f"{host}:{port}"))
 
 
 def js_runtime_params(entries: tuple[str, ...]) -> dict[str, dict]:

@@ -172,3 +172,26 @@ def test_config_checks_entries():
             validate(RegionConfig(download=dataclasses.replace(CFG, **bad)))
     validate(RegionConfig(download=dataclasses.replace(CFG, allowed_hosts=(".googlevideo.com", "127.0.0.1:8000"),
                                                        allowed_networks=("127.0.0.0/8",))))
+
+
+def test_a_name_that_resolves_elsewhere_at_connect_is_refused_there(sites, tmp_path):
+    """The address is checked again once connected: a DNS answer that changes between the
+    check and the connect (rebinding) reaches no request."""
+    a, _, a_log, b, b_log = sites
+    port = b.split(":")[2].rstrip("/")
+    d = downloader(CFG)  # any host, global addresses only
+    d.guard.resolve = lambda host, port, type: [(0, 0, 0, "", ("93.184.216.34", port))]  # "global" at check time
+    err = refused(d, f"http://localhost:{port}/subs/secret.vtt", tmp_path)
+    assert "connected to 127.0.0.1" in err.detail and b_log == []
+
+
+def test_allow_origin_admits_exactly_the_served_site(sites, tmp_path):
+    from multihowto.operators.download import allow_origin
+
+    a, root, _, b, b_log = sites
+    (root / "v.html").write_text(page("media/v.mp4", {"en": "subs/en.vtt"}))
+    cfg = allow_origin(CFG, a)
+    assert cfg.allowed_hosts == (a.split("/")[2],) and cfg.allowed_networks == ()
+    assert downloader(cfg).fetch(f"{a}v.html", "v", tmp_path / "s").tracks["en"].tag == "en"
+    refused(downloader(cfg), f"{b}subs/secret.vtt", tmp_path)
+    assert b_log == []

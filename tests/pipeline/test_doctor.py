@@ -62,3 +62,15 @@ def test_an_unreadable_cookies_file_is_named(tmp_path):
     assert preflight(cfg) == []
     cookies.unlink()
     assert preflight(cfg) == [f"cookies file: {cookies} not readable"]
+
+
+def test_the_downloader_hands_the_runtime_to_yt_dlp():
+    from multihowto.operators.download import Downloader
+
+    cfg = load_region(ROOT / "deploy" / "regions" / "aws-us.yaml")
+    d = Downloader(cfg.download, cfg.langs)
+    d.setup()
+    assert d.ydl.params["js_runtimes"] == {"deno": {}} and d.ydl.params["remote_components"] == set()
+    d = Downloader(hidden_runtime(cfg).download, cfg.langs)
+    d.setup()
+    assert d.ydl.params["js_runtimes"] == {"deno": {"path": "/nonexistent/deno"}}
