@@ -278,6 +278,7 @@ class Downloader:
         # yt-dlp reads the output template from params for every file it names.
         self.ydl.params["outtmpl"]["default"] = str(scratch_dir / "video.%(ext)s")
         self.guard.stop, self.guard.refused = None, []
+        self.guard.budget = ByteBudget(self.cfg.max_filesize, "video")  # per attempt
         try:
             info = self.ydl.extract_info(url, download=False)
             self._check_info(info)

@@ -40,6 +40,7 @@ from yt_dlp.networking import Request
 from yt_dlp.networking._helper import get_redirect_method
 from yt_dlp.networking._requests import RequestsRH
 from yt_dlp.networking.exceptions import HTTPError
+from yt_dlp.utils import sanitize_url
 
 from multihowto.operators.base import StageError
 from multihowto.schemas.config import DownloadConfig
@@ -292,6 +293,7 @@ class GuardedYoutubeDL(yt_dlp.YoutubeDL):
             req = Request(req)
         budget = self.track_budget or self.guard.budget
         for _ in range(MAX_REDIRECTS + 1):
+            req.url = sanitize_url(req.url)  # as YoutubeDL.urlopen does: check what is sent
             self.guard.before_request(req.url)
             try:
                 res = super().urlopen(req)
