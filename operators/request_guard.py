@@ -256,6 +256,19 @@ def _watched_pool_classes(guard: RequestGuard) -> dict:
     return {"http": Pool, "https": TlsPool}
 
 
+def _watching_proxies(make_manager, classes: dict):
+    """An HTTP(S) proxy's pool manager with watched connections too (a SOCKS proxy's
+    connections are yt-dlp's own class: the deadline reaches them between reads only)."""
+
+    def proxy_manager_for(proxy, **kwargs):
+        manager = make_manager(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = classes
+        return manager
+
+    return proxy_manager_for
+
+
 class GuardedRequestsRH(RequestsRH):
     """yt-dlp's Requests handler, not following redirects (they return to ``urlopen``),
     with connections watched by the guard set on it after construction."""
@@ -268,8 +281,10 @@ class GuardedRequestsRH(RequestsRH):
         # response comes back as yt-dlp's HTTPError and GuardedYoutubeDL decides.
         session.get_redirect_target = lambda response: None
         if self.guard is not None:
+            classes = _watched_pool_classes(self.guard)
             for adapter in session.adapters.values():
-                adapter.poolmanager.pool_classes_by_scheme = _watched_pool_classes(self.guard)
+                adapter.poolmanager.pool_classes_by_scheme = classes
+                adapter.proxy_manager_for = _watching_proxies(adapter.proxy_manager_for, classes)
         return session
 
 

@@ -106,3 +106,15 @@ def test_a_trickling_track_ends_the_video_at_the_deadline(site, tmp_path):
         with pytest.raises(StageError) as e:
             fetch(CFG, f"{base}tracks.html", tmp_path, langs=("en", "fr"))
     assert e.value.reason == "timeout"
+
+
+def test_the_deadline_holds_through_an_http_proxy(site, tmp_path):
+    """The proxy (a loopback server answering every proxied request by trickling) is
+    where the bytes come from; the allow-list still names the origin."""
+    log = []
+    with serve(site, faults={"http://": {"kind": "trickle", "bytes": 1000, "interval": 0.5}}, log=log) as proxy:
+        cfg = dataclasses.replace(CFG, proxy=proxy, allowed_hosts=("videos.example",), allowed_networks=())
+        with pytest.raises(StageError) as e:
+            fetch(cfg, "http://videos.example/v.mp4", tmp_path)
+    assert e.value.reason == "timeout"
+    assert log and all(path.startswith("http://videos.example/") for _, path in log)
