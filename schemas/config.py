@@ -277,7 +277,7 @@ def validate(cfg: RegionConfig) -> RegionConfig:
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
-            bad(f"download.allowed_networks[{i}]", f"expected a CIDR network such as 127.0.0.0/8, got {net!r}")
+            bad(f"download.allowed_networks[{i}]", f"expected a CIDR network such as 127.0.0.0/8, got {net[:80]!r}")
     if not cfg.download.deadline_s > 0:
         bad("download.deadline_s", "must be > 0")
     if not cfg.download.socket_timeout_s > 0:
@@ -288,7 +288,7 @@ def validate(cfg: RegionConfig) -> RegionConfig:
         bad("download.rate_limit_bytes", "must be >= 0")
     for i, rt in enumerate(cfg.download.js_runtimes):
         if rt.split(":", 1)[0] not in JS_RUNTIMES:
-            bad(f"download.js_runtimes[{i}]", f"{rt!r}: expected NAME or NAME:PATH with NAME one of {', '.join(JS_RUNTIMES)}")
+            bad(f"download.js_runtimes[{i}]", f"{rt[:80]!r}: expected NAME or NAME:PATH with NAME one of {', '.join(JS_RUNTIMES)}")
     for name in ("download", "subtitles", "langid", "align"):
         if getattr(cfg.concurrency, name) < 1:
             bad(f"concurrency.{name}", "must be >= 1")

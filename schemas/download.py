@@ -65,21 +65,23 @@ class HostEntry:
 
 
 def parse_host_entry(entry: str) -> HostEntry:
-    """Parse one ``download.allowed_hosts`` entry; ValueError says what is wrong."""
+    """Parse one ``download.allowed_hosts`` entry; ValueError says what is wrong (quoting
+    at most 80 characters of it)."""
+    shown = entry[:80]
     text = entry.strip().lower()
     port: int | None = None
     if text.startswith("["):  # [v6]:port or [v6]
         end = text.find("]")
         if end < 0:
-            raise ValueError(f"{entry!r}: unclosed '['")
+            raise ValueError(f"{shown!r}: unclosed '['")
         host, rest = text[1:end], text[end + 1 :]
         if rest:
             if not rest.startswith(":"):
-                raise ValueError(f"{entry!r}: expected ':port' after ']'")
-            port = _port(rest[1:], entry)
+                raise ValueError(f"{shown!r}: expected ':port' after ']'")
+            port = _port(rest[1:], shown)
     elif text.count(":") == 1:
         host, p = text.split(":")
-        port = _port(p, entry)
+        port = _port(p, shown)
     else:
         host = text
     try:
@@ -88,7 +90,7 @@ def parse_host_entry(entry: str) -> HostEntry:
     except ValueError:
         pass
     if not _HOST.match(host) or host == ".":
-        raise ValueError(f"{entry!r}: expected host, host:port, .domain.suffix or an IP literal")
+        raise ValueError(f"{shown!r}: expected host, host:port, .domain.suffix or an IP literal")
     return HostEntry(host, port, suffix=host.startswith("."), ip=False)
 
 
