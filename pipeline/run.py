@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from multihowto.operators.download import allow_origin
 from multihowto.pipeline.lease import OutputLease
 from multihowto.pipeline.manifest import check_manifest
 from multihowto.pipeline.plan import add_retry_units, make_plan
@@ -74,7 +75,8 @@ def open_source(cfg: RegionConfig) -> Iterator[Source]:
 
         site = build_site(Path(src.site_dir))
         with serve(site) as base_url:
-            yield Source(str(site / "manifest.csv"), SITE_ORIGIN, allow_origin(cfg, base_url), base_url)
+            live = dataclasses.replace(cfg, download=allow_origin(cfg.download, base_url))
+            yield Source(str(site / "manifest.csv"), SITE_ORIGIN, live, base_url)
     elif src.manifest.startswith("s3://"):
         folder, _, name = src.manifest.rpartition("/")
         with tempfile.TemporaryDirectory(prefix="mhowto-manifest-") as tmp:
@@ -84,14 +86,6 @@ def open_source(cfg: RegionConfig) -> Iterator[Source]:
             yield Source(str(local), "", cfg)
     else:
         yield Source(src.manifest, "", cfg)
-
-
-def allow_origin(cfg: RegionConfig, base_url: str) -> RegionConfig:
-    """``cfg`` with the served site's ``host:port`` as its only allowed origin."""
-    import urllib.parse
-
-    netloc = urllib.parse.urlparse(base_url).netloc
-    return dataclasses.replace(cfg, download=dataclasses.replace(cfg.download, allowed_hosts=(netloc.split(":")[0],)))
 
 
 def check_output(storage) -> None:

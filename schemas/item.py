@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from multihowto.schemas.download import RawTrack
+
 
 @dataclass(frozen=True)
 class UnitTask:
@@ -31,16 +33,6 @@ class Failure:
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.detail}" if self.detail else self.reason
-
-
-@dataclass
-class RawTrack:
-    """A subtitle file as fetched: its bytes and where they came from."""
-
-    format: str  # json3 | vtt | srt
-    data: bytes
-    kind: str = "manual"  # manual | asr (YouTube's automatic captions)
-    tag: str = ""  # the language tag as the source named it (``zh-Hans``, ``en-US``)
 
 
 @dataclass

@@ -9,7 +9,8 @@ from multihowto.operators.caption_formats import CaptionFormatError, parse_capti
 from multihowto.operators.caption_text import dedupe_rolling, is_rolling, join_texts, normalise_text
 from multihowto.operators.subtitles import ParseSubtitles, read_track
 from multihowto.schemas.config import SubtitlesConfig
-from multihowto.schemas.item import RawTrack, VideoItem
+from multihowto.schemas.download import RawTrack
+from multihowto.schemas.item import VideoItem
 from multihowto.schemas.sample import LANGS
 from tests.conftest import DATA
 
@@ -87,7 +88,7 @@ def test_json3_garbage_is_a_format_error():
 
 
 def _sub(name: str) -> RawTrack:
-    return RawTrack(format=name.rsplit(".", 1)[1], data=(DATA / name).read_bytes())
+    return RawTrack(format=name.rsplit(".", 1)[1], data=(DATA / name).read_bytes(), kind="manual", tag="en")
 
 
 def test_operator_records_a_broken_track_and_keeps_the_video():
