@@ -63,6 +63,14 @@ class DownloadConfig:
 class SubtitlesConfig:
     drop_sound_tags: bool = True
     min_cue_s: float = 0.05
+    # Caps on one track (operators/caption_formats.py), each a recorded reason: a file
+    # over max_track_bytes is refused unread (track_too_large); over max_cues cues,
+    # refused before they are built (too_many_cues); a cue longer than max_cue_s is
+    # dropped and counted (cue_too_long): its timing is broken, and it must not make
+    # later stages plan clips for hours.
+    max_track_bytes: int = 5 * 2**20
+    max_cues: int = 20_000
+    max_cue_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,13 @@ class LangIdConfig:
     """Track verdicts (see operators/langid.py). Scores are fastText probabilities with
     the argmax restricted to the target languages."""
 
+    # Too little text for a verdict: fewer than min_chars letter-equivalents
+    # (operators/langid.py:text_units). Only letters and marks count (digits, punctuation
+    # and spaces tell fastText nothing), and a Han, kana or Hangul character counts
+    # cjk_weight letters, as one carries about a word's worth of text: a whole 9-character
+    # Chinese sentence is 27 units, a 12-letter English fragment 12.
     min_chars: int = 12
+    cjk_weight: float = 3.0
     # Chosen by `mhowto lid-table` on real CLDR text (README: "Language ID thresholds"):
     # reject_score is the grid value catching the most wrong-language tracks; each
     # floor is the largest that rejected at most 1% of genuine tracks of its language.
@@ -261,6 +275,14 @@ def validate(cfg: RegionConfig) -> RegionConfig:
         bad("concurrency.frames", "must be >= 0 (0: one per core)")
     if cfg.concurrency.fuse not in FUSE_MODES:
         bad("concurrency.fuse", f"must be one of {', '.join(FUSE_MODES)}")
+    if not 1 <= cfg.subtitles.max_track_bytes <= 2**30:
+        bad("subtitles.max_track_bytes", "must be within [1, 2**30]")
+    if not 1 <= cfg.subtitles.max_cues <= 10**6:
+        bad("subtitles.max_cues", "must be within [1, 1000000]")
+    if not cfg.subtitles.min_cue_s < cfg.subtitles.max_cue_s <= 86400:
+        bad("subtitles.max_cue_s", "need min_cue_s < max_cue_s <= 86400")
+    if not 1 <= cfg.langid.cjk_weight <= 10:
+        bad("langid.cjk_weight", "must be within [1, 10]")
     if not 0 < cfg.langid.accept_floor < cfg.langid.reject_score <= 1:
         bad("langid.accept_floor", "need 0 < accept_floor < reject_score <= 1")
     for lang, floor in cfg.langid.accept_floor_per_lang.items():
