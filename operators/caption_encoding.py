@@ -10,9 +10,9 @@ Order of evidence, most certain first:
    track's claimed language (:data:`LEGACY_ENCODINGS`: cp1251/KOI8-R for Russian,
    GB18030 for Chinese, cp1252/Latin-1 for western European...), then among all. When
    it leaves several candidates, fastText LID confirms: the decoding in which the
-   claimed language is most probable wins (Cyrillic decoded with the wrong Cyrillic
-   code page is still "Cyrillic" but no longer Russian). Bytes no detector accepts are
-   ``undecodable``.
+   claimed language is clearly more probable overrules the detector's first choice
+   (Cyrillic decoded with the wrong Cyrillic code page is still Cyrillic, but no
+   longer Russian). Bytes no detector accepts are ``undecodable``.
 
 Text that was double-encoded upstream (UTF-8 read as cp1252 and saved again:
 ``Ã‰VÃ‰NEMENTS``) decodes cleanly as UTF-8 but is mojibake. :func:`repair_text` mends
@@ -52,6 +52,7 @@ LEGACY_ENCODINGS: dict[str, tuple[str, ...]] = {
     "zh": ("gb18030", "big5"),  # GB18030 reads GB2312 and GBK too
     "vi": ("cp1258",),
 }
+LID_MARGIN = 0.3  # how much likelier the claimed language must be to overrule the detector
 LID_SAMPLE_CHARS = 4000  # text the LID confirmation reads: plenty for a verdict, cheap
 _NOT_TEXT = re.compile(r"-->|^\s*\d*\s*$|^WEBVTT|^NOTE\b|^STYLE\b")
 _TAGS = re.compile(r"<[^>]*>|\{\\[^}]*\}")
@@ -112,18 +113,20 @@ def _lid_text(text: str) -> str:
 
 
 def _confirm_by_lid(data: bytes, candidates: list[str], lang: str) -> str:
-    """The candidate whose text fastText finds most likely in ``lang``; when no
-    decoding reads as ``lang`` at all (a track in another language), the one that
-    reads most like any language. Ties keep the detector's order."""
+    """The detector's first candidate, unless fastText finds the claimed language (with
+    no claim: any target language) clearly more probable, by :data:`LID_MARGIN`, in
+    another decoding. LID shrugs off a few wrong letters (cp1250 for cp1252 changes only
+    ñ), so only a clear difference overrides the language-guided detector: Russian read
+    in the wrong Cyrillic code page, Chinese read as Big5."""
     lid = LanguageIdentifier()
-    scored = []
-    for enc in candidates:
-        line = _lid_text(data.decode(enc, errors="replace"))
-        scores = lid.scores(line)
-        scored.append((scores.get(lang, 0.0), max(scores.values(), default=0.0), enc))
-    best_claimed = max(s[0] for s in scored)
-    key = (lambda s: s[0]) if best_claimed >= 0.05 else (lambda s: s[1])
-    return max(scored, key=key)[2]  # max keeps the first of equals
+
+    def score(enc: str) -> float:
+        scores = lid.scores(_lid_text(data.decode(enc)))
+        return scores.get(lang, 0.0) if lang in lid.targets else max(scores.values(), default=0.0)
+
+    scores = [score(enc) for enc in candidates]
+    best = max(range(len(candidates)), key=scores.__getitem__)
+    return candidates[best] if scores[best] >= scores[0] + LID_MARGIN else candidates[0]
 
 
 def repair_text(text: str) -> tuple[str, bool]:
@@ -135,5 +138,6 @@ def repair_text(text: str) -> tuple[str, bool]:
 
 
 def still_mojibake(text: str) -> bool:
-    """True when the text still looks like mis-decoded bytes after repair."""
-    return not text.isascii() and is_bad(text)
+    """True when the text still looks like mis-decoded bytes after repair, or holds
+    U+FFFD (bytes lost upstream, which ftfy marks so rather than guess)."""
+    return not text.isascii() and ("\ufffd" in text or is_bad(text))

@@ -1,9 +1,9 @@
 """Read subtitle files into raw cues ``(start_s, end_s, raw_text)``.
 
-WebVTT goes through webvtt-py (cue settings, STYLE and NOTE blocks, entities and inline
-tags are its job; ``raw_text`` keeps the tags so that rolling auto-captions can be
-recognised), SRT through the ``srt`` package (cue numbers optional, as players accept
-them). YouTube's json3 has no library reader, so it is parsed here.
+WebVTT and SRT go through webvtt-py (cue settings, STYLE and NOTE blocks, entities and
+inline tags are its job; ``raw_text`` keeps the tags so that rolling auto-captions can be
+recognised); SRT cue numbers are optional, as in players. YouTube's json3 has no library
+reader, so it is parsed here.
 
 :func:`parse_caption_bytes` is the entry point for a downloaded track. It decodes the
 bytes (BOM, UTF-8, or a code page detected for the claimed language:
@@ -25,13 +25,13 @@ never returns a cue with ``end < start``.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import srt
 import webvtt
 
 from multihowto.operators.caption_encoding import (
@@ -93,23 +93,28 @@ def parse_vtt(text: str, max_cues: int | None = None) -> list[RawCue]:
         raise CaptionFormatError("malformed_vtt", f"{type(e).__name__}: {e}") from None
 
 
+def _number_cues(text: str) -> str:
+    """Give every SRT timing line that lacks one a cue number. Many SRT writers omit
+    them and players do not need them, but webvtt-py's reader does. (The ``srt``
+    package reads such files, but its regex backtracks quadratically on long runs of
+    blank lines or digits: minutes for a hostile 5 MiB file.)"""
+    out: list[str] = []
+    for line in text.strip().splitlines():
+        if "-->" in line and not (out and out[-1].strip().isdigit()):
+            out.append(str(len(out) + 1))  # webvtt-py checks that it is a number, not which
+        out.append(line)
+    return "\n".join(out)
+
+
 def parse_srt(text: str, max_cues: int | None = None) -> list[RawCue]:
-    """SRT as the ``srt`` package reads it: cue numbers optional, ``.`` or ``,`` before
-    the milliseconds, stray lines between cues skipped. A text with no cue at all is
-    ``malformed_srt``."""
+    """SRT through webvtt-py; cue numbers optional, as players accept them."""
     _bound_cues(text, max_cues)
-    cues, matched = [], 0
     try:
-        for sub in srt.parse(text.lstrip("\ufeff"), ignore_errors=True):
-            matched += 1
-            start, end = sub.start.total_seconds(), sub.end.total_seconds()
-            if end >= start:  # a cue that ends before it starts carries no usable timing
-                cues.append((start, end, sub.content))
-    except (srt.SRTParseError, ValueError, OverflowError) as e:  # OverflowError: hours past timedelta's range
+        return _webvtt_cues(webvtt.from_buffer(io.StringIO(_number_cues(text.lstrip("\ufeff"))), format="srt"))
+    except (webvtt.errors.MalformedFileError, webvtt.errors.MalformedCaptionError) as e:
+        raise CaptionFormatError("malformed_srt", str(e)) from None
+    except (ValueError, IndexError, AttributeError) as e:
         raise CaptionFormatError("malformed_srt", f"{type(e).__name__}: {e}") from None
-    if not matched:
-        raise CaptionFormatError("malformed_srt", "no cue timing line")
-    return cues
 
 
 def parse_json3(text: str, max_cues: int | None = None) -> list[RawCue]:
