@@ -75,7 +75,7 @@ def decode_caption_bytes(data: bytes, lang: str = "") -> tuple[str, str]:
                 return data[len(bom) :].decode(name), name
             except UnicodeDecodeError as e:
                 raise UndecodableError(f"starts with the {name} byte-order mark but {e}") from None
-    if data.count(0) * 8 < len(data):  # mostly NUL: UTF-16/32 without a mark, leave it to detection
+    if data.count(0) * 8 <= len(data):  # else mostly NUL: UTF-16/32 without a mark, leave it to detection
         try:
             return data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:

@@ -99,7 +99,7 @@ def _number_cues(text: str) -> str:
     package reads such files, but its regex backtracks quadratically on long runs of
     blank lines or digits: minutes for a hostile 5 MiB file.)"""
     out: list[str] = []
-    for line in text.strip().splitlines():
+    for line in text.strip().split("\n"):  # as webvtt-py splits: on \n only
         if "-->" in line and not (out and out[-1].strip().isdigit()):
             out.append(str(len(out) + 1))  # webvtt-py checks that it is a number, not which
         out.append(line)
