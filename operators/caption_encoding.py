@@ -9,10 +9,11 @@ Order of evidence, most certain first:
 3. otherwise charset-normalizer, asked first among the legacy code pages usual for the
    track's claimed language (:data:`LEGACY_ENCODINGS`: cp1251/KOI8-R for Russian,
    GB18030 for Chinese, cp1252/Latin-1 for western European...), then among all. When
-   it leaves several candidates, fastText LID confirms: the decoding in which the
-   claimed language is clearly more probable overrules the detector's first choice
-   (Cyrillic decoded with the wrong Cyrillic code page is still Cyrillic, but no
-   longer Russian). Bytes no detector accepts are ``undecodable``.
+   it leaves several candidates, the language confirms: the reading with the most of
+   the language's own letters (:data:`LETTERS`) and the fewest case breaks inside
+   words, and among equals fastText LID: a reading in which the claimed language is
+   clearly more probable overrules the detector's first choice (GB2312 read as Big5 is
+   all Han, but no longer Chinese). Bytes no detector accepts are ``undecodable``.
 
 Text that was double-encoded upstream (UTF-8 read as cp1252 and saved again:
 ``Ã‰VÃ‰NEMENTS``) decodes cleanly as UTF-8 but is mojibake. :func:`repair_text` mends
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 
 import charset_normalizer
 import ftfy
@@ -51,6 +53,17 @@ LEGACY_ENCODINGS: dict[str, tuple[str, ...]] = {
     "ru": ("cp1251", "koi8_r", "iso8859_5", "cp866", "mac_cyrillic"),
     "zh": ("gb18030", "big5"),  # GB18030 reads GB2312 and GBK too
     "vi": ("cp1258",),
+}
+# The letters beyond ASCII each language writes (lower case, NFC). Code pages that both
+# decode a file cleanly differ in exactly these: ISO-8859-2 Czech read as cp1250 turns
+# š into ą, Mac Cyrillic read as cp1251 turns С into ‘; the right reading has the most.
+LETTERS: dict[str, str] = {
+    "de": "äöüß",
+    "fr": "àâæçéèêëîïôœùûüÿ",
+    "es": "áéíñóúü",
+    "cs": "áčďéěíňóřšťúůýž",
+    "ru": "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+    "vi": "àáảãạăằắẳẵặâầấẩẫậđèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵ",
 }
 LID_MARGIN = 0.3  # how much likelier the claimed language must be to overrule the detector
 LID_SAMPLE_CHARS = 4000  # text the LID confirmation reads: plenty for a verdict, cheap
@@ -84,7 +97,7 @@ def decode_caption_bytes(data: bytes, lang: str = "") -> tuple[str, str]:
     if not candidates:
         preferred = ", ".join(LEGACY_ENCODINGS.get(lang, ())) or "none for this language"
         raise UndecodableError(f"not UTF-8, no byte-order mark, and no encoding fits (tried {preferred}, then any)")
-    enc = candidates[0] if len(candidates) == 1 else _confirm_by_lid(data, candidates[:3], lang)
+    enc = candidates[0] if len(candidates) == 1 else choose_encoding(data, candidates[:3], lang)
     return data.decode(enc), enc
 
 
@@ -112,16 +125,42 @@ def _lid_text(text: str) -> str:
     return " ".join(" ".join(lines).split())[:LID_SAMPLE_CHARS]
 
 
-def _confirm_by_lid(data: bytes, candidates: list[str], lang: str) -> str:
-    """The detector's first candidate, unless fastText finds the claimed language (with
-    no claim: any target language) clearly more probable, by :data:`LID_MARGIN`, in
-    another decoding. LID shrugs off a few wrong letters (cp1250 for cp1252 changes only
-    ñ), so only a clear difference overrides the language-guided detector: Russian read
-    in the wrong Cyrillic code page, Chinese read as Big5."""
+def _fit(text: str, lang: str) -> int:
+    """How well a reading fits ``lang``, on a sample of its cue text: the letters
+    ``lang`` writes beyond ASCII, less two for each case break (a lower-case letter
+    followed by a capital: KOI8-R read as cp1251 gives "яЕЦНДМЪ")."""
+    sample = _lid_text(text)
+    breaks = sum(1 for a, b in zip(sample, sample[1:], strict=False) if a.islower() and b.isupper())
+    alphabet = LETTERS.get(lang, "")  # none for Chinese: a wrong double-byte reading is Han too
+    own = sum(1 for ch in unicodedata.normalize("NFC", sample).lower() if ch in alphabet) if alphabet else 0
+    return own - 2 * breaks
+
+
+def choose_encoding(data: bytes, candidates: list[str], lang: str) -> str:
+    """Among the ``candidates`` (Python codec names, likeliest first) that decode
+    ``data``: those whose text fits the claimed language best (:func:`_fit`); of these,
+    the detector's first, unless fastText finds the claimed language (with no claim:
+    any target language) clearly more probable, by :data:`LID_MARGIN`, in another. LID
+    shrugs off a few wrong letters, so it only settles what letters cannot, as GB2312
+    read as Big5 (all Han)."""
+    texts = {}
+    for enc in candidates:
+        try:
+            texts[enc] = data.decode(enc)
+        except UnicodeDecodeError:  # not a candidate after all
+            continue
+    if not texts:
+        raise UndecodableError(f"none of {', '.join(candidates)} decodes the bytes")
+    candidates = list(texts)
+    counts = {enc: _fit(texts[enc], lang) for enc in candidates}
+    most = max(counts.values())
+    candidates = [enc for enc in candidates if counts[enc] == most]
+    if len(candidates) == 1:
+        return candidates[0]
     lid = LanguageIdentifier()
 
     def score(enc: str) -> float:
-        scores = lid.scores(_lid_text(data.decode(enc)))
+        scores = lid.scores(_lid_text(texts[enc]))
         return scores.get(lang, 0.0) if lang in lid.targets else max(scores.values(), default=0.0)
 
     scores = [score(enc) for enc in candidates]

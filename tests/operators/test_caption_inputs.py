@@ -14,6 +14,7 @@ import unicodedata
 
 import pytest
 
+from multihowto.operators.caption_encoding import choose_encoding
 from multihowto.operators.caption_formats import (
     CaptionFormatError,
     parse_caption_file,
@@ -81,6 +82,7 @@ RECIPES = {
         "Để bánh nguội rồi mới lấy ra khỏi khuôn.",
     ],
 }
+ZH_HANT = ["今天我們來做一個蘋果派。", "把蘋果去皮，切成小塊。", "把麵團壓開，鋪在模具裡。", "等它涼了再脫模，就可以吃了。"]
 # GBK, not GB2312: 焗 (bake, as in 焗饭) is in GBK only.
 ZH_GBK = [*RECIPES["zh"][:5], "最后放进烤箱再焗五分钟。"]
 
@@ -136,6 +138,11 @@ ENCODED = [
     ("cp1251 ru", "ru", "srt", srt(RECIPES["ru"], "\r\n").encode("cp1251"), "cp1251", RECIPES["ru"]),
     ("koi8-r ru", "ru", "vtt", vtt(RECIPES["ru"]).encode("koi8_r"), "koi8-r", RECIPES["ru"]),
     ("cp1258 vi (combining tones)", "vi", "srt", cp1258(srt(RECIPES["vi"])), "cp1258", RECIPES["vi"]),
+    ("iso8859-2 cs", "cs", "vtt", vtt(RECIPES["cs"]).encode("iso8859_2"), "iso8859-2", RECIPES["cs"]),
+    ("iso8859-5 ru", "ru", "srt", srt(RECIPES["ru"]).encode("iso8859_5"), "iso8859-5", RECIPES["ru"]),
+    ("cp866 ru (DOS)", "ru", "srt", srt(RECIPES["ru"]).encode("cp866"), "cp866", RECIPES["ru"]),
+    ("mac-cyrillic ru", "ru", "vtt", vtt(RECIPES["ru"]).encode("mac_cyrillic"), "mac-cyrillic", RECIPES["ru"]),
+    ("big5 zh-Hant", "zh", "srt", srt(ZH_HANT).encode("big5"), "big5", ZH_HANT),
     ("gb2312 zh", "zh", "srt", srt(RECIPES["zh"]).encode("gb2312"), "gb18030", RECIPES["zh"]),
     ("gbk zh", "zh", "vtt", vtt(ZH_GBK).encode("gbk"), "gb18030", ZH_GBK),
 ]
@@ -173,6 +180,23 @@ def test_the_claimed_language_picks_the_code_page():
     koi8 = vtt(RECIPES["ru"]).encode("koi8_r")  # cp1251 decodes these bytes too, as Cyrillic gibberish
     track = track_from_bytes("vtt", koi8, "ru")
     assert (track["encoding"], texts(track)) == ("koi8-r", RECIPES["ru"])
+
+
+def test_between_clean_readings_letters_then_lid_decide():
+    """Code pages that both decode a file: the language's own letters decide (ISO-8859-2
+    read as cp1250 turns š into ą); where both readings are all letters of the script
+    (KOI8-R read as cp1251 is all Cyrillic, GB2312 read as Big5 all Han), LID does,
+    whatever order the detector gave them in."""
+    iso = srt(RECIPES["cs"]).encode("iso8859_2")
+    assert choose_encoding(iso, ["cp1250", "iso8859-2"], "cs") == "iso8859-2"
+    koi8 = srt(RECIPES["ru"]).encode("koi8_r")
+    assert choose_encoding(koi8, ["cp1251", "koi8-r"], "ru") == "koi8-r"
+    assert choose_encoding(srt(RECIPES["ru"]).encode("cp1251"), ["koi8-r", "cp1251"], "ru") == "cp1251"
+    gb = srt([RECIPES["zh"][i] for i in (0, 2, 4, 5)]).encode("gb2312")
+    gb.decode("big5")  # these lines are valid Big5 too
+    assert choose_encoding(gb, ["big5", "gb18030"], "zh") == "gb18030"
+    latin = srt(RECIPES["de"]).encode("latin-1")  # the same text either way: the detector's order stands
+    assert choose_encoding(latin, ["cp1252", "iso8859-1"], "de") == "cp1252"
 
 
 def double_encoded(text: str) -> str:
