@@ -125,7 +125,7 @@ class ParseSubtitles(Operator[RegionConfig]):
             if entry is None:
                 continue
             try:
-                tracks[lang] = how2_track(entry, self.config.subtitles.drop_sound_tags)
+                tracks[lang] = how2_track(entry, self.config.subtitles.drop_sound_tags, self.config.subtitles)
             except CaptionFormatError as e:
                 errors[lang] = e.reason
         item["tracks"] = tracks

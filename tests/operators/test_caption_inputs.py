@@ -20,7 +20,7 @@ from multihowto.operators.caption_formats import (
     parse_caption_file,
 )
 from multihowto.operators.caption_text import normalise_text
-from multihowto.operators.subtitles import ParseSubtitles, read_track, track_from_bytes
+from multihowto.operators.subtitles import ParseSubtitles, how2_track, read_track, track_from_bytes
 from multihowto.schemas.config import ConfigError, RegionConfig, SubtitlesConfig, validate
 from tests.conftest import DATA
 
@@ -364,3 +364,16 @@ def test_nul_and_control_characters_never_reach_clip_text():
     assert texts(track_from_bytes("json3", json.dumps(json3).encode(), "en")) == ["NUL in json3"]
     srt_data = srt(["tab\tand\x00nul"]).encode()
     assert texts(track_from_bytes("srt", srt_data, "en")) == ["tab andnul"]
+
+
+def test_released_how2_captions_obey_the_same_caps_and_cleaning():
+    entry = {"start": [0.0, 3.0], "end": [2.5, 359_999_999.0], "text": ["Mix\x00 the {\\i1}flour", "Forever."]}
+    track = how2_track(entry)
+    assert texts(track) == ["Mix the flour"] and track["dropped_cues"] == {"cue_too_long": 1}
+    with pytest.raises(CaptionFormatError) as err:
+        how2_track({"start": [0.0], "end": [1e9], "text": ["Forever."]})
+    assert err.value.reason == "cue_too_long"
+    many = {"start": [0.0] * 5, "end": [1.0] * 5, "text": ["x"] * 5}
+    with pytest.raises(CaptionFormatError) as err:
+        how2_track(many, cfg=SubtitlesConfig(max_cues=4))
+    assert err.value.reason == "too_many_cues"
