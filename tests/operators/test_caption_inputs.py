@@ -173,10 +173,11 @@ def test_the_operator_records_encodings_per_track():
 
 def test_the_claimed_language_picks_the_code_page():
     """The same bytes mean different text in different code pages; the track's language
-    decides, and LID confirms it among the code pages the detector finds plausible.
-    Without the claim, the general detector reads this Spanish as cp1250 (ñ -> ń)."""
-    data = srt(RECIPES["es"]).encode("cp1252")
-    assert "ñ" in " ".join(texts(track_from_bytes("srt", data, "es")))
+    decides. Without the claim, the detector alone misreads these."""
+    for lang, encoding in [("cs", "iso8859_2"), ("ru", "mac_cyrillic")]:
+        data = srt(RECIPES[lang]).encode(encoding)
+        assert texts(track_from_bytes("srt", data, "")) != RECIPES[lang], lang
+        assert texts(track_from_bytes("srt", data, lang)) == RECIPES[lang], lang
     koi8 = vtt(RECIPES["ru"]).encode("koi8_r")  # cp1251 decodes these bytes too, as Cyrillic gibberish
     track = track_from_bytes("vtt", koi8, "ru")
     assert (track["encoding"], texts(track)) == ("koi8-r", RECIPES["ru"])
