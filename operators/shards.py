@@ -208,7 +208,9 @@ def count_video(stats: dict, item: VideoItem) -> None:
         if track.encoding != "utf-8":
             _bump(stats["encodings"], track.encoding)
         if track.repairs:
-            stats["repaired_lines"] = stats.get("repaired_lines", 0) + track.repairs
+            stats["repaired_cues"] += track.repairs
+        for reason, n in track.dropped_cues.items():
+            stats["cues_dropped"][reason] = stats["cues_dropped"].get(reason, 0) + n
     stats["requests"] += item.requests
     for stage, secs in item.timings.items():
         stats["timings_s"][stage] = round(stats["timings_s"].get(stage, 0.0) + secs, 4)

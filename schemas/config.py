@@ -87,6 +87,10 @@ RANGES: dict[str, Range] = {
     "download.max_filesize": Range(1, 1 << 40),
     "download.max_track_bytes": Range(1, 1 << 30),
     "subtitles.min_cue_s": Range(0, 60),
+    "subtitles.max_track_bytes": Range(1, 1 << 30),
+    "subtitles.max_cues": Range(1, 1_000_000),
+    "subtitles.max_cue_s": Range(0, 86_400, open_lo=True),
+    "langid.cjk_weight": Range(1, 10),
     "langid.min_chars": Range(0, 10_000),
     "langid.reject_score": Range(0, 1, open_lo=True),
     "langid.accept_floor": Range(0, 1, open_lo=True),
@@ -160,6 +164,14 @@ class DownloadConfig:
 class SubtitlesConfig:
     drop_sound_tags: bool = True
     min_cue_s: float = 0.05
+    # Caps on one track (operators/caption_formats.py), each a recorded reason: a file
+    # over max_track_bytes is refused unread (track_too_large); over max_cues cues,
+    # refused before they are built (too_many_cues); a cue longer than max_cue_s is
+    # dropped and counted (cue_too_long): its timing is broken, and it must not make
+    # later stages plan clips for hours.
+    max_track_bytes: int = 5 * 2**20
+    max_cues: int = 20_000
+    max_cue_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -167,7 +179,13 @@ class LangIdConfig:
     """Track verdicts (see operators/langid.py). Scores are fastText probabilities with
     the argmax restricted to the target languages."""
 
+    # Too little text for a verdict: fewer than min_chars letter-equivalents
+    # (operators/langid.py:text_units). Only letters and marks count (digits, punctuation
+    # and spaces tell fastText nothing), and a Han, kana or Hangul character counts
+    # cjk_weight letters, as one carries about a word's worth of text: a whole 9-character
+    # Chinese sentence is 27 units, a 12-letter English fragment 12.
     min_chars: int = 12
+    cjk_weight: float = 3.0
     # Chosen by `mhowto lid-table` on real CLDR text (README: "Language ID thresholds"):
     # reject_score is the grid value catching the most wrong-language tracks; each
     # floor is the largest that rejected at most 1% of genuine tracks of its language.
@@ -400,6 +418,8 @@ def validate(cfg: RegionConfig) -> RegionConfig:
     for i, rt in enumerate(cfg.download.js_runtimes):
         if rt.split(":", 1)[0] not in JS_RUNTIMES:
             bad(f"download.js_runtimes[{i}]", f"{rt[:80]!r}: expected NAME or NAME:PATH with NAME one of {', '.join(JS_RUNTIMES)}")
+    if not cfg.subtitles.min_cue_s < cfg.subtitles.max_cue_s:
+        bad("subtitles.max_cue_s", "need min_cue_s < max_cue_s")
     if not cfg.langid.accept_floor < cfg.langid.reject_score:
         bad("langid.accept_floor", "need accept_floor < reject_score")
     for lang, floor in cfg.langid.accept_floor_per_lang.items():

@@ -44,7 +44,8 @@ class Track:
     kind: str  # manual | asr | asr-rolling
     tag: str = ""
     encoding: str = "utf-8"
-    repairs: int = 0  # lines whose mojibake was repaired
+    repairs: int = 0  # cues whose double encoding was repaired
+    dropped_cues: dict[str, int] = field(default_factory=dict)  # reason -> cues dropped
     cue_lid: list[str] = field(default_factory=list)  # fastText's top label per cue
 
 
