@@ -38,6 +38,13 @@ def cmd_dataset(args: argparse.Namespace) -> int:
             check_manifest(cfg.source.manifest)  # before anything is created
     except (ConfigError, ManifestError) as e:
         return _error(e)
+    from multihowto.pipeline.doctor import preflight
+
+    problems = preflight(cfg)  # a node that cannot run the region says so before any video fails
+    for problem in problems:
+        print(f"error: region {cfg.name} cannot run on this node: {problem} (see `mhowto doctor`)", file=sys.stderr)
+    if problems:
+        return 2
     print(f"[region] {cfg.name}: output {cfg.output}, ray {cfg.ray_address}, partition {cfg.partition}")
     try:
         summary = run_dataset(cfg, retry_failed=args.retry_failed)
