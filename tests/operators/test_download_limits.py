@@ -4,7 +4,6 @@ that trickle, send no length, lie about it or inflate."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
 
 import pytest
 
@@ -12,6 +11,7 @@ from multihowto.operators.base import StageError
 from multihowto.operators.download import Downloader
 from multihowto.sample_site.server import serve
 from multihowto.schemas.config import DownloadConfig
+from tests.operators.video_items import page, small_site_copy
 
 MB = 1 << 20
 CFG = DownloadConfig(allowed_extractors=("generic", "html5"), allowed_networks=("127.0.0.0/8",), retries=2,
@@ -19,23 +19,9 @@ CFG = DownloadConfig(allowed_extractors=("generic", "html5"), allowed_networks=(
                      max_filesize=MB, max_track_bytes=64 << 10)
 
 
-def page(video: str, tracks: dict[str, str]) -> str:
-    items = "\n".join(f'<track kind="subtitles" srclang="{lang}" src="{src}">' for lang, src in tracks.items())
-    return f"""<!doctype html><html><head><title>t</title></head><body>
-<video controls><source src="{video}" type="video/mp4">
-{items}
-</video></body></html>"""
-
-
 @pytest.fixture()
 def site(small_site, tmp_path):
-    root = tmp_path / "site"
-    (root / "media").mkdir(parents=True)
-    (root / "subs").mkdir()
-    (root / "manifest.csv").write_text("video_id,url\n")
-    shutil.copy(small_site / "media" / "sample-00.mp4", root / "media" / "v.mp4")
-    for lang in ("en", "de", "fr"):
-        shutil.copy(small_site / "subs" / f"sample-00.{lang}.vtt", root / "subs" / f"{lang}.vtt")
+    root = small_site_copy(small_site, tmp_path / "site")
     for name in ("trickle", "nolength", "liar", "bomb", "huge"):
         (root / f"{name}.html").write_text(page(f"media/{name}.mp4", {"en": "subs/en.vtt"}))
     (root / "tracks.html").write_text(page("media/v.mp4", {"en": "subs/en.vtt", "de": "subs/big.vtt", "fr": "subs/fr.vtt"}))

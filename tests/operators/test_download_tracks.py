@@ -3,15 +3,13 @@ loopback page with region- and script-tagged tracks and tracks that 404."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from multihowto.operators.download import Downloader, DownloadVideo, subtitle_preferences
 from multihowto.sample_site.server import serve
 from multihowto.schemas.config import DownloadConfig, RegionConfig
 from multihowto.schemas.download import DownloadResult
-from tests.operators.video_items import video
+from tests.operators.video_items import small_site_copy, video
 
 CFG = DownloadConfig(allowed_extractors=("generic", "html5"), allowed_networks=("127.0.0.0/8",), retries=1,
                      backoff_base_s=0.01, backoff_max_s=0.02)
@@ -23,11 +21,7 @@ TRACKS = {  # tag -> file served (None: 404)
 
 @pytest.fixture()
 def site(small_site, tmp_path):
-    root = tmp_path / "site"
-    (root / "media").mkdir(parents=True)
-    (root / "subs").mkdir()
-    (root / "manifest.csv").write_text("video_id,url\n")
-    shutil.copy(small_site / "media" / "sample-00.mp4", root / "media" / "v.mp4")
+    root = small_site_copy(small_site, tmp_path / "site", langs=())
     for tag, name in TRACKS.items():
         if name:
             (root / "subs" / name).write_text(f"WEBVTT\n\n00:00.000 --> 00:02.000\ntrack {tag}\n", encoding="utf-8")
