@@ -29,7 +29,7 @@ from multihowto.operators.download import allow_origin
 from multihowto.pipeline.lease import OutputLease
 from multihowto.pipeline.manifest import check_manifest
 from multihowto.pipeline.plan import add_retry_units, make_plan
-from multihowto.pipeline.storage import LocalStorage, open_storage
+from multihowto.pipeline.storage import LocalStorage, locate, open_storage
 from multihowto.schemas.config import RegionConfig
 from multihowto.schemas.index import PLAN_FILE, shard_files
 
@@ -78,10 +78,11 @@ def open_source(cfg: RegionConfig) -> Iterator[Source]:
             live = dataclasses.replace(cfg, download=allow_origin(cfg.download, base_url))
             yield Source(str(site / "manifest.csv"), SITE_ORIGIN, live, base_url)
     elif src.manifest.startswith("s3://"):
-        folder, _, name = src.manifest.rpartition("/")
+        storage, name = locate(src.manifest, cfg.s3_endpoint, cfg.s3_region)
         with tempfile.TemporaryDirectory(prefix="mhowto-manifest-") as tmp:
             local = Path(tmp) / name
-            local.write_bytes(open_storage(folder, cfg.s3_endpoint, cfg.s3_region).get_bytes(name))
+            with storage.open_read(name) as body, open(local, "wb") as f:
+                shutil.copyfileobj(body, f)  # streamed: a manifest of millions of rows never sits in memory
             check_manifest(local)
             yield Source(str(local), "", cfg)
     else:
