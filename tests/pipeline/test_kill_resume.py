@@ -34,6 +34,13 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def cmdline(p: psutil.Process) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:  # gone, or a zombie
+        return ""
+
+
 def kill_by_pid(procs) -> None:
     for p in procs:
         try:
@@ -91,13 +98,10 @@ def test_killed_run_resumes_exactly_once(faulty_site, tmp_path):
             indexed = {p.name.removesuffix(".parquet") for p in out.glob("shard-*.parquet")}
             if any(t.name.removesuffix(".tar") not in indexed for t in out.glob("shard-*.tar")):
                 for p in descendants(driver.pid):
-                    try:
-                        if p.cmdline() and p.cmdline()[0].startswith("ray::_run_unit"):
-                            p.kill()
-                            killed.append(p.pid)
-                            return
-                    except psutil.Error:
-                        pass
+                    if cmdline(p).startswith("ray::_run_unit"):
+                        kill_by_pid([p])
+                        killed.append(p.pid)
+                        return
             time.sleep(0.02)
 
     run2 = subprocess.Popen([*MHOWTO, "dataset", "--profile", str(profile)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -147,13 +151,12 @@ def test_a_killed_driver_takes_its_ray_with_it(small_site, tmp_path):
     seen: dict[int, psutil.Process] = {}
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and not any(p.cmdline()[:1] and p.cmdline()[0].startswith("ray::_run_unit")
-                                                 for p in seen.values() if p.is_running()):
+        while time.time() < deadline and not any(cmdline(p).startswith("ray::_run_unit") for p in seen.values()):
             seen.update({p.pid: p for p in descendants(driver.pid)})
             time.sleep(0.1)
         seen.update({p.pid: p for p in descendants(driver.pid)})
-        ray_procs = [p for p in seen.values() if p.is_running() and "reaper" not in " ".join(p.cmdline())]
-        assert any("raylet" in " ".join(p.cmdline())[:300] for p in ray_procs) and len(ray_procs) >= 4
+        ray_procs = [p for p in seen.values() if cmdline(p) and "reaper" not in cmdline(p)]
+        assert any("raylet" in cmdline(p)[:300] for p in ray_procs) and len(ray_procs) >= 4
         driver.send_signal(signal.SIGKILL)
         driver.wait()
         left = ray_procs
