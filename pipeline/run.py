@@ -89,14 +89,15 @@ def open_source(cfg: RegionConfig) -> Iterator[Source]:
         yield Source(src.manifest, "", cfg)
 
 
-def check_output(storage) -> None:
-    """Refuse an output that holds files but no plan of ours: its files are the user's."""
+def check_output(storage, ours: tuple[str, ...] = ()) -> None:
+    """Refuse an output that holds files but no plan of ours: its files are the user's.
+    ``ours``: names the caller itself put there (the recipe's stamp)."""
     if storage.exists(PLAN_FILE):
         return
     if isinstance(storage, LocalStorage):
-        present = sorted(p.name for p in storage.root.iterdir())[:5]
+        present = sorted(p.name for p in storage.root.iterdir() if p.name not in ours)[:5]
     else:
-        present = storage.list("")[:5]
+        present = [n for n in storage.list("") if n not in ours][:5]
     if present:
         raise OutputNotOurs(
             f"{storage.uri} is not empty and holds no {PLAN_FILE} of a multihowto dataset "
@@ -109,16 +110,18 @@ def scratch_root(run_id: str) -> str:
     return str(Path(tempfile.gettempdir()) / "mhowto-scratch" / run_id)
 
 
-def run_dataset(cfg: RegionConfig, log=print, retry_failed: bool = False, progress: bool = True) -> RunSummary:
+def run_dataset(cfg: RegionConfig, log=print, retry_failed: bool = False, progress: bool = True,
+                ours: tuple[str, ...] = ()) -> RunSummary:
     """Run the region's plan; ``retry_failed`` first gives the videos that failed in
-    committed units to new retry units (their clips are added, none doubled)."""
+    committed units to new retry units (their clips are added, none doubled). ``ours``:
+    files the caller put in the output before the first run (see ``check_output``)."""
     from multihowto.pipeline import ray_runner
 
     started = time.perf_counter()
     if cfg.source.kind == "manifest" and not cfg.source.manifest.startswith("s3://"):
         check_manifest(cfg.source.manifest)  # a bad manifest is refused before anything is created
     storage = open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region)
-    check_output(storage)
+    check_output(storage, ours)
     with OutputLease(storage) as lease, open_source(cfg) as source:
         cfg = source.cfg
         plan = make_plan(source.manifest, cfg, storage, source.base_url)
