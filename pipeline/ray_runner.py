@@ -78,12 +78,12 @@ def cluster_cpus() -> int:
 
 
 def _run_unit(cfg: RegionConfig, run_id: str, scratch_root: str, limiter_name: str, rebase, task: UnitTask) -> dict:
+    import ray
+
     runner = _RUNNERS.get(run_id)
     if runner is None:
         gate = None
         if limiter_name:
-            import ray
-
             limiter = ray.get_actor(limiter_name)
 
             def gate(host: str) -> None:
@@ -92,7 +92,8 @@ def _run_unit(cfg: RegionConfig, run_id: str, scratch_root: str, limiter_name: s
                     time.sleep(wait)
 
         _RUNNERS.clear()  # one run's runner per process: an earlier run's is dropped
-        runner = _RUNNERS[run_id] = UnitRunner(cfg, scratch_root, gate, rebase)
+        runner = _RUNNERS[run_id] = UnitRunner(cfg, scratch_root, gate, rebase,
+                                                 ray.get_runtime_context().get_node_id())
     return runner.run(task)
 
 
