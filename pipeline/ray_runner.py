@@ -87,7 +87,7 @@ def _run_unit(cfg: RegionConfig, run_id: str, scratch_root: str, limiter_name: s
             limiter = ray.get_actor(limiter_name)
 
             def gate(host: str) -> None:
-                wait = ray.get(limiter.reserve.remote(host))
+                wait = ray.get(limiter.reserve_at.remote(host)) - time.time()
                 if wait > 0:
                     time.sleep(wait)
 
@@ -111,7 +111,9 @@ def run_units(cfg: RegionConfig, tasks: Iterable[UnitTask], run_id: str, scratch
     if cfg.download.host_rate_per_s > 0:
         limiter_name = f"mhowto-rate-{run_id}"
         actor = ray.remote(num_cpus=0)(HostRateLimiter).options(name=limiter_name)
-        limiter = actor.remote(cfg.download.host_rate_per_s, cfg.download.host_burst)
+        # on the wall clock: the workers wait until the booked time, and the nodes of a
+        # cluster share that clock (NTP), not a monotonic one
+        limiter = actor.remote(cfg.download.host_rate_per_s, cfg.download.host_burst, time.time)
         ray.get(limiter.reserve.remote(""))  # started before any worker asks for it
     remote = ray.remote(num_cpus=1, max_retries=3)(_run_unit)
     cfg_ref = ray.put(cfg)
