@@ -11,6 +11,7 @@ ended: the cluster's processes found by this cluster's port, and their descendan
 import collections
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -40,11 +41,11 @@ def _free_port() -> int:
 def _cluster_processes(port: int) -> list[psutil.Process]:
     """The processes of the cluster on ``port`` (GCS, raylets, monitors: each names the
     port on its command line) and all their descendants."""
-    marks = (f"127.0.0.1:{port}", f"gcs_server_port={port}")
+    ours = re.compile(rf"(127\.0\.0\.1:|gcs_server_port=){port}(?!\d)")
     found: dict[int, psutil.Process] = {}
     for p in psutil.process_iter(["cmdline"]):
         try:
-            if any(m in " ".join(p.info["cmdline"] or []) for m in marks):
+            if ours.search(" ".join(p.info["cmdline"] or [])):
                 found[p.pid] = p
                 found.update((c.pid, c) for c in p.children(recursive=True))
         except psutil.Error:
