@@ -70,7 +70,7 @@ def add_to_stats(root, unit: int, **fields) -> None:
 @pytest.fixture()
 def dataset(cfg, tmp_path):
     root = tmp_path / "ds"
-    commit = ShardCommit(1.0, LocalStorage(root), tmp_path / "tmp", written_by={"host": "h", "pid": 4321, "node": "n"})
+    commit = ShardCommit(1.0, LocalStorage(root), tmp_path / "tmp", written_by={"node": "n"})
     commit.commit(0, [ok_item("vid-a"), failed_item("vid-b", "corrupt_video: moov atom not found"),
                       failed_item("vid-c", "http_404: gone")])
     # unit 1 retries vid-c (now ok) and holds one more failure
