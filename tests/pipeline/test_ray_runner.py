@@ -43,3 +43,13 @@ def test_reservations_hold_the_rate_over_any_window():
         assert sum(start <= t < start + 1 for t in sent) <= 2 + 5
     assert limiter.reserve("b") == 0.0  # hosts are apart
     assert HostRateLimiter(0, 1).reserve("a") == 0.0  # no limit
+
+
+def test_reserve_at_books_the_same_slots_as_times_on_the_clock():
+    now = [100.0]
+    at = HostRateLimiter(rate=5.0, burst=2, clock=lambda: now[0])
+    wait = HostRateLimiter(rate=5.0, burst=2, clock=lambda: now[0])
+    for step in (0.0, 0.0, 0.0, 0.05, 0.0, 1.0, 0.3):  # callers asking at various times
+        now[0] += step
+        assert at.reserve_at("a") == pytest.approx(now[0] + wait.reserve("a"))
+    assert HostRateLimiter(0, 1, clock=lambda: now[0]).reserve_at("a") == now[0]  # no limit: now
