@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import time
 
+# Requests are booked this much under the configured rate: a request leaves its worker
+# some milliseconds after its booked time, unevenly, and that jitter must not carry a
+# site's count over ``rate * w + burst`` in any window.
+PACING_MARGIN = 0.95
+
 
 class HostRateLimiter:
     def __init__(self, rate: float, burst: int, clock=time.monotonic):
-        self.rate, self.burst, self.clock = rate, burst, clock
+        self.rate, self.burst, self.clock = rate * PACING_MARGIN, burst, clock
         self.state: dict[str, tuple[float, float]] = {}  # host -> (tokens, at time); tokens < 0: booked ahead
 
     def reserve(self, host: str) -> float:
