@@ -216,10 +216,11 @@ def bench_end_to_end(site: Path, work: Path, repeats: int, replicate: int) -> di
     the stage limits spread over the cores."""
     import dataclasses
 
+    from multihowto.operators.download import allow_origin
     from multihowto.pipeline import ray_runner
     from multihowto.pipeline.run import run_dataset
     from multihowto.sample_site.server import serve
-    from multihowto.schemas.config import RegionConfig, SourceConfig, load_region
+    from multihowto.schemas.config import SourceConfig, load_region
 
     local = load_region(ROOT / "deploy" / "regions" / "local.yaml")
     t = time.perf_counter()
@@ -237,12 +238,16 @@ def bench_end_to_end(site: Path, work: Path, repeats: int, replicate: int) -> di
             def run(name: str, out: Path) -> tuple[float, int]:
                 w, d = variants[name]
                 shutil.rmtree(out, ignore_errors=True)
-                cfg = RegionConfig(output=str(out), source=SourceConfig(kind="manifest", manifest=str(manifest)),
-                                   videos_per_unit=local.videos_per_unit,
-                                   concurrency=dataclasses.replace(local.concurrency, workers=w, download=d))
+                cfg = dataclasses.replace(local, output=str(out), source=SourceConfig(kind="manifest", manifest=str(manifest)),
+                                          download=allow_origin(local.download, base),
+                                          concurrency=dataclasses.replace(local.concurrency, workers=w, download=d))
                 t = time.perf_counter()
                 summary = run_dataset(cfg, log=lambda *_: None, progress=False)
-                return time.perf_counter() - t, summary.clips
+                wall = time.perf_counter() - t
+                if not summary.clips or summary.units_failed:
+                    raise RuntimeError(f"end to end ({name}) made {summary.clips} clips, failures {dict(summary.failures)}, "
+                                       f"units failed {summary.units_failed}")
+                return wall, summary.clips
 
             cold_s, _ = run(default, work / "e2e-warmup")
             shutil.rmtree(work / "e2e-warmup", ignore_errors=True)
