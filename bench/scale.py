@@ -273,14 +273,14 @@ def bench_scale(work: Path, sample_site: Path, rows: int = 1_220_000, failing: i
     res["orchestration_videos_per_s"] = o["orchestration_videos_per_s"]
     log(f"  orchestr {o['videos']} failing videos in {o['run_s']:.1f}s = {o['orchestration_videos_per_s']:.0f} videos/s "
         f"(Ray start {o['ray_startup_s']:.1f}s apart), driver {o['peak_rss_mb']:.0f} MB, "
-        f"{o['driver_bytes'] / max(1, o['videos']):.0f} B/video, {o['connections_to_refused_host']} connections made")
+        f"{o['driver_bytes'] / max(1, o['videos']):.2f} B/video, {o['connections_to_refused_host']} connections made")
     res["tiny"] = bench_tiny(work, sample_site, tiny, 50)
     t = res["tiny"]
     res["driver_bytes_per_video"] = t["driver_bytes_per_video"]
     res["driver_rss_ratio"] = t["driver_rss_ratio"]
     log("  tiny     " + "; ".join(
         f"{k} videos: {v['run_s']:.1f}s, {v['clips']} clips, driver {v['peak_rss_mb']:.0f} MB, "
-        f"{v['driver_bytes_per_video']:.0f} B/video" for k, v in t["runs"].items())
+        f"{v['driver_bytes_per_video']:.2f} B/video" for k, v in t["runs"].items())
         + f"; driver RSS ratio {t['driver_rss_ratio']:.3f}")
     return res
 
