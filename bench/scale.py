@@ -16,9 +16,10 @@
 
 Every run is a child process (``python bench/scale.py _child KIND ARGS``), so each peak
 RSS is that process's own. ``end_to_end_ratio`` at steady state is measured by
-bench/run.py (Ray started first, a warm-up run, then timed runs).
+bench/run.py (Ray started first, a warm-up run, then timed runs) and copied here; alone,
+``--e2e`` measures it.
 
-    python bench/scale.py [--rows 1220000] [--failing 100000] [--tiny 200,2000]
+    python bench/scale.py [--rows 1220000] [--failing 100000] [--tiny 200,2000] [--e2e]
 """
 
 from __future__ import annotations
@@ -312,11 +313,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--failing", type=int, default=100_000)
     p.add_argument("--tiny", default="200,2000")
     p.add_argument("--out", default=str(ROOT / "bench" / "results.json"), help="merged under 'scale'")
+    p.add_argument("--e2e", action="store_true", help="also the steady-state end_to_end_ratio (bench/run.py's)")
     args = p.parse_args(argv)
     from multihowto.sample_site.build import build_site
 
     site = build_site(Path(args.site_dir))
     res = bench_scale(Path(args.work_dir), site, args.rows, args.failing, tuple(int(x) for x in args.tiny.split(",")))
+    if args.e2e:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from run import bench_end_to_end
+
+        e2e = bench_end_to_end(site, Path(args.work_dir).parent, 2, 5)
+        res["end_to_end_ratio"], res["ray_startup_s"] = e2e["ratio"]["median"], e2e["ray_startup_s"]
     out = Path(args.out)
     merged = json.loads(out.read_text()) if out.exists() else {}
     merged["scale"] = res
