@@ -129,8 +129,22 @@ def run_units(cfg: RegionConfig, tasks: Iterable[UnitTask], run_id: str, scratch
             running[remote.remote(cfg_ref, run_id, scratch_root, limiter_name, rebase, task)] = task
 
     submit()
+    last_progress = time.monotonic()
     while running:
-        ready, _ = ray.wait(list(running), num_returns=1)
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=min(30.0, cfg.concurrency.stall_s))
+        if not ready:
+            if time.monotonic() - last_progress < cfg.concurrency.stall_s:
+                continue
+            # No unit finished for stall_s: a Ray that stopped scheduling (a worker killed
+            # while it started can leave a raylet that starts no other) must not hang the
+            # run for ever. The units in flight are cancelled and recorded as not
+            # committed; the run ends with an error, and a rerun resumes them.
+            for ref, task in list(running.items()):
+                ray.cancel(ref, force=True)
+                on_result(task, None, f"stalled: no unit finished in {cfg.concurrency.stall_s:g} s (concurrency.stall_s)")
+            running.clear()
+            break
+        last_progress = time.monotonic()
         for ref in ready:
             task = running.pop(ref)
             try:

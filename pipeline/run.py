@@ -31,7 +31,7 @@ from multihowto.pipeline.manifest import check_manifest
 from multihowto.pipeline.plan import add_retry_units, make_plan
 from multihowto.pipeline.storage import LocalStorage, locate, open_storage
 from multihowto.schemas.config import RegionConfig
-from multihowto.schemas.index import PLAN_FILE, shard_files
+from multihowto.schemas.index import LEASE_FILE, PLAN_FILE, shard_files
 
 
 @dataclass
@@ -94,10 +94,13 @@ def check_output(storage, ours: tuple[str, ...] = ()) -> None:
     ``ours``: names the caller itself put there (the recipe's stamp)."""
     if storage.exists(PLAN_FILE):
         return
+    def mine(name: str) -> bool:  # the caller's files, and a lease (or its temporary) a killed run left
+        return name in ours or name == LEASE_FILE or (name.startswith(f".{LEASE_FILE}.") and name.endswith(".part"))
+
     if isinstance(storage, LocalStorage):
-        present = sorted(p.name for p in storage.root.iterdir() if p.name not in ours)[:5]
+        present = sorted(p.name for p in storage.root.iterdir() if not mine(p.name))[:5]
     else:
-        present = [n for n in storage.list("") if n not in ours][:5]
+        present = [n for n in storage.list("") if not mine(n)][:5]
     if present:
         raise OutputNotOurs(
             f"{storage.uri} is not empty and holds no {PLAN_FILE} of a multihowto dataset "

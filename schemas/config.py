@@ -110,6 +110,7 @@ RANGES: dict[str, Range] = {
     "features.std": Range(0, 10, open_lo=True),
     "concurrency.workers": Range(0, 100_000),  # 0: one per core of the cluster
     "concurrency.download": Range(1, 256),
+    "concurrency.stall_s": Range(10, 7 * 86_400),
 }
 
 
@@ -262,6 +263,10 @@ class ConcurrencyConfig:
 
     workers: int = 0
     download: int = 4
+    # No unit finished for this long: the units in flight are cancelled and recorded as not
+    # committed, and the run ends with an error that a rerun resumes (a unit is bounded by
+    # its videos' download deadlines and frame timeouts; this bounds a wedged scheduler).
+    stall_s: float = 1800.0
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,37 @@ def test_an_empty_manifest_is_a_clean_no_op(tmp_path):
     assert any("nothing to do" in m for m in messages)
     assert not (tmp_path / "out" / LEASE_FILE).exists()
     assert os.path.exists(tmp_path / "out" / "_plan.json")
+
+
+def test_a_lease_left_alone_by_a_killed_run_does_not_make_the_output_foreign(tmp_path):
+    """Killed after taking the lease, before its plan: the folder holds only our lease
+    (and maybe its temporary), and the rerun takes it over instead of refusing it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LEASE_FILE).write_text(json.dumps({"run_id": "x", "host": "elsewhere", "pid": 1, "heartbeat": 0}))
+    (out / f".{LEASE_FILE}.abc123.part").write_text("{")
+    check_output(LocalStorage(out))
+    (out / "mine.txt").write_text("a user's file")
+    with pytest.raises(OutputNotOurs, match="mine.txt"):
+        check_output(LocalStorage(out))
+
+
+def test_a_unit_that_never_finishes_ends_the_run_instead_of_hanging_it(small_site, tmp_path):
+    """concurrency.stall_s bounds a run in which no unit finishes (a wedged scheduler, a
+    source that never answers): its units are cancelled and reported as not committed."""
+    import dataclasses
+    import shutil
+
+    from multihowto.schemas.config import ConcurrencyConfig, DownloadConfig
+    from tests.conftest import with_site
+
+    site = tmp_path / "site"
+    shutil.copytree(small_site, site)
+    (site / "faults.json").write_text(json.dumps({"/media/": {"kind": "slow", "seconds": 120}}))
+    cfg = with_site(RegionConfig(output=str(tmp_path / "out"), videos_per_unit=3), site)
+    cfg = dataclasses.replace(cfg, concurrency=ConcurrencyConfig(workers=2, download=1, stall_s=10),
+                              download=DownloadConfig(allowed_extractors=("generic", "html5"), socket_timeout_s=300, deadline_s=600))
+    summary = run_dataset(cfg, log=lambda *_: None)
+    assert summary.units_committed == 0 and sorted(summary.units_failed) == [0, 1]
+    assert all(e.startswith("stalled: no unit finished in 10 s") for e in summary.units_failed.values())
+    assert not list((tmp_path / "out").glob("shard-*.parquet"))
