@@ -291,18 +291,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--site-videos", type=int, default=10, help="videos of the sample site every run starts from")
     ap.add_argument("--videos-per-unit", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="concurrency.workers of the run profile")
-    ap.add_argument("--video-faults", type=int, default=14, help="video faults per run")
+    ap.add_argument("--video-faults", type=int, default=16, help="video faults per run")
     ap.add_argument("--manifest-faults", type=int, default=8, help="bad manifest rows per run")
     ap.add_argument("--driver-kills", type=int, default=2, help="at most this many driver kills per run")
     ap.add_argument("--worker-kills", type=int, default=3, help="at most this many Ray worker kills per run")
     ap.add_argument("--mem-bound-mib", type=int, default=2048, help="RSS bound of every process of a run")
     ap.add_argument("--run-timeout-s", type=float, default=300.0, help="time bound of one run, all attempts")
+    ap.add_argument("--only", default="", help="comma-separated fault classes to use instead of the defaults")
     ap.add_argument("--enable", default="", help="comma-separated fault classes to add to the defaults")
     ap.add_argument("--disable", default="", help="comma-separated fault classes to leave out")
     ap.add_argument("--workdir", default=str(ROOT / "build" / "soak"))
     ap.add_argument("--keep", action="store_true", help="keep each run's site and output")
     args = ap.parse_args(argv)
-    names = [n for n in (args.enable + "," + args.disable).split(",") if n]
+    names = [n for n in ",".join((args.only, args.enable, args.disable)).split(",") if n]
     unknown = [n for n in names if n not in CLASSES]
     if unknown:
         ap.error(f"unknown fault class(es) {unknown}; known: {', '.join(CLASSES)}")
@@ -311,12 +312,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    classes = [c for c in default_classes() if c not in args.disable.split(",")]
-    for name in filter(None, args.enable.split(",")):
+    chosen = args.only.split(",") if args.only else default_classes()
+    chosen += [n for n in args.enable.split(",") if n and n not in chosen]
+    classes = []
+    for name in chosen:
+        if name in args.disable.split(","):
+            continue
         if not server_supports(name):
             print(f"[soak] {name}: the sample site's server has no {CLASSES[name].server_mode!r} fault; left out")
-        elif name not in classes:
-            classes.append(name)
+            continue
+        classes.append(name)
     off = sorted(set(CLASSES) - set(classes))
     print(f"[soak] seed {args.seed}, {args.runs} runs of {args.site_videos} videos; classes off: {', '.join(off) or 'none'}")
     work = Path(args.workdir)
@@ -377,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"[soak] totals (seed {args.seed}, {time.monotonic() - soak_started:.0f}s):")
     print(f"  runs {totals['runs']}, driver attempts {totals['attempts']}")
-    print(f"  faults injected {totals['faults']}: " + ", ".join(f"{k}={n}" for k, n in sorted(faults.items())))
+    print(f"  faults injected {totals['faults']}: " + ", ".join(f"{k}={n}" for k, n in sorted(faults.items()) if n))
     print(f"  kills: driver {faults['kill_driver']}, worker {faults['kill_worker']}")
     print(f"  videos {totals['videos']} ({totals['good']} must end ok, {totals['bad']} must fail), "
           f"clips {totals['clips']}, manifest rows rejected {totals['rejected_rows']}")

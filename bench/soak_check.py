@@ -9,7 +9,8 @@ parquet indexes, stats, the plan) and returns one line per violation:
   shard or across shards; every tar member belongs to an indexed key;
 - every video of the plan has exactly one ``per_video`` entry in the stats;
 - a video the truth calls good is ok with exactly its cues' clips (keys ``{id}_00000``
-  on, in order); a bad one failed, with an accepted reason, and has no clip;
+  on, in order) and read the tracks the truth lists; a bad one failed, with an
+  accepted reason, and has no clip;
 - the manifest rows the truth says to reject are in ``_plan_rejected.parquet`` with
   their reasons.
 """
@@ -123,6 +124,9 @@ def check_dataset(out: Path, truth: RunTruth) -> list[str]:
                 v.append(f"{vid}: expected ok with {len(want)} clips, failed {entry['reason']}: {entry.get('detail', '')[:160]}")
             elif clips != want:
                 v.append(f"{vid}: expected clips {want[0]}..{want[-1]} ({len(want)}), got {len(clips)}: {clips[:3]}...")
+            for lang in truth.read_tracks.get(vid, []):
+                if lang in entry.get("track_errors", {}):
+                    v.append(f"{vid}: its {lang} track was not read: {entry['track_errors'][lang]}")
         else:
             if entry["status"] == "ok":
                 v.append(f"{vid}: expected to fail ({'|'.join(exp.reasons)}), ended ok with {len(clips)} clips")
