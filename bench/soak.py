@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))  # bench.* modules, when run as a script
 from bench.soak_check import check_dataset  # noqa: E402
 from bench.soak_faults import (  # noqa: E402
     CLASSES,
+    DEADLINE_S,
     RETRIES,
     SOCKET_TIMEOUT_S,
     SiteFaults,
@@ -246,9 +247,27 @@ def run_once(run: int, out: Path, profile: Path, tmp: Path, rng: random.Random, 
             continue  # units whose tasks failed (workers killed past Ray's retries): rerun
         res.violations.append(f"the driver exited {rc}: {' | '.join(tail)[:300]}")
     res.seconds = time.monotonic() - started
+    leaked = _still_running(tmp)
+    if leaked:
+        res.violations.append(f"{len(leaked)} processes of this run alive after it ended: {leaked[:3]}")
     scratch = tmp / "mhowto-scratch"
     res.leftover_scratch = len(list(scratch.iterdir())) if scratch.exists() else 0
     return res
+
+
+def _still_running(tmp: Path) -> list[str]:
+    """Processes started for this run (they carry its own RAY_TMPDIR, a fresh folder, in
+    their environment) that are still alive, e.g. started by a killed driver after the
+    monitor's last look; each is killed."""
+    found = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if p.environ().get("RAY_TMPDIR") == str(tmp):
+                found.append(f"{p.pid} {' '.join(p.cmdline())[:60]}")
+                p.kill()
+        except psutil.Error:
+            pass
+    return found
 
 
 def _after_kill(out: Path, profile: Path, pid: int, env: dict) -> list[str]:
@@ -278,7 +297,7 @@ def write_profile(path: Path, site: Path, out: Path, args) -> None:
         "videos_per_unit": args.videos_per_unit,
         "source": {"kind": "sample_site", "site_dir": str(site)},
         "download": {"allowed_extractors": ["generic", "html5"], "retries": RETRIES, "backoff_base_s": 0.05,
-                     "backoff_max_s": 0.2, "socket_timeout_s": SOCKET_TIMEOUT_S},
+                     "backoff_max_s": 0.2, "socket_timeout_s": SOCKET_TIMEOUT_S, "deadline_s": DEADLINE_S},
         "frames": {"timeout_s": 60.0},
         "concurrency": {"workers": args.workers, "download": 2},
     }))
@@ -291,7 +310,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--site-videos", type=int, default=10, help="videos of the sample site every run starts from")
     ap.add_argument("--videos-per-unit", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="concurrency.workers of the run profile")
-    ap.add_argument("--video-faults", type=int, default=16, help="video faults per run")
+    ap.add_argument("--video-faults", type=int, default=18, help="video faults per run")
     ap.add_argument("--manifest-faults", type=int, default=8, help="bad manifest rows per run")
     ap.add_argument("--driver-kills", type=int, default=2, help="at most this many driver kills per run")
     ap.add_argument("--worker-kills", type=int, default=3, help="at most this many Ray worker kills per run")

@@ -9,8 +9,9 @@ parquet indexes, stats, the plan) and returns one line per violation:
   shard or across shards; every tar member belongs to an indexed key;
 - every video of the plan has exactly one ``per_video`` entry in the stats;
 - a video the truth calls good is ok with exactly its cues' clips (keys ``{id}_00000``
-  on, in order) and read the tracks the truth lists; a bad one failed, with an
-  accepted reason, and has no clip;
+  on, in order), read the tracks the truth lists and misses (with a reason) the
+  languages whose tracks failed for good; a bad one failed, with an accepted reason,
+  and has no clip;
 - the manifest rows the truth says to reject are in ``_plan_rejected.parquet`` with
   their reasons.
 """
@@ -124,6 +125,9 @@ def check_dataset(out: Path, truth: RunTruth) -> list[str]:
                 v.append(f"{vid}: expected ok with {len(want)} clips, failed {entry['reason']}: {entry.get('detail', '')[:160]}")
             elif clips != want:
                 v.append(f"{vid}: expected clips {want[0]}..{want[-1]} ({len(want)}), got {len(clips)}: {clips[:3]}...")
+            for lang in truth.lost_tracks.get(vid, []):
+                if entry["status"] == "ok" and lang not in entry.get("missing_langs", {}):
+                    v.append(f"{vid}: its {lang} track failed for good, yet {lang} is not among its missing languages")
             for lang in truth.read_tracks.get(vid, []):
                 if lang in entry.get("track_errors", {}):
                     v.append(f"{vid}: its {lang} track was not read: {entry['track_errors'][lang]}")

@@ -26,15 +26,18 @@ RETRIES = 2
 SOCKET_TIMEOUT_S = 2.0
 PIVOT = "en"
 
-# A 404 on one subtitle track: on main today yt-dlp's subtitle error fails the whole video
-# (http_404). The downloader's per-track failures (branch `download`) make it lose only
-# that language. Flip this when that lands on main: the truth table follows.
-PER_TRACK_FAILURES = False
-# A track in a legacy code page (cp1252) or UTF-16 with a BOM: on main today it is
-# dropped as `not_utf8` (the video keeps its clips, the language is lost). The subtitle
-# decoding of branch `captions` reads it; flip this when that lands on main, and the
-# checker also requires those tracks to have been read (no track error for them).
-DECODES_LEGACY_ENCODINGS = False
+DEADLINE_S = 20.0  # download.deadline_s: a trickling server is cut here
+VIDEO_SECONDS = 10.0  # the most server delay (slow answers, timeouts) one video is given
+
+# A subtitle track that fails for good (404, 5xx or 429 past the retries, an empty
+# body...): with the downloader's per-track failures the video loses that language only
+# (it is in the video's `missing_langs`). Before them (main until the `download` merge)
+# yt-dlp's subtitle error failed the whole video: set this False to check that instead.
+PER_TRACK_FAILURES = True
+# A track in a legacy code page (cp1252) or UTF-16 with a BOM is read (no track error
+# for it). Before the subtitle decoding of the `captions` merge it was dropped as
+# `not_utf8` (the video kept its clips, the language was lost): set False for that.
+DECODES_LEGACY_ENCODINGS = True
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,10 @@ def fail(*reasons: str) -> Expect:
 @dataclass(frozen=True)
 class FaultClass:
     target: str  # page | media | track | any_track | pivot | any | manifest | process
-    expect: Expect
+    expect: Expect  # where it hits the page or the video file, or before per-track failures
     retries_used: int = 0  # transient failures it causes at most (each takes a retry)
+    loses_track: bool = False  # on a track, with PER_TRACK_FAILURES: the video is ok, that language lost
+    delay_s: float = 0.0  # server delay it adds to the video's download
     server_mode: str = ""  # a faults.json kind the site's server must know
     default_on: bool = True
     doc: str = ""
@@ -73,31 +78,32 @@ def _after(reason: str) -> str:
 # fault class -> target and truth. `any`: page, video file or one track (chosen per fault).
 CLASSES: dict[str, FaultClass] = {
     # server faults through faults.json
-    "http_429": FaultClass("any", OK, 1, doc="429 for the first 1-2 requests of a path"),
-    "http_500": FaultClass("any", OK, 1, doc="500 for the first 1-2 requests of a path"),
-    "http_429_always": FaultClass("any", fail(_after("http_429")), doc="429 on every request"),
-    "http_500_always": FaultClass("any", fail(_after("http_500")), doc="500 on every request"),
+    "http_429": FaultClass("any", OK, 1, doc="429 for the first request of a path"),
+    "http_500": FaultClass("any", OK, 1, doc="500 for the first request of a path"),
+    "http_429_always": FaultClass("any", fail(_after("http_429")), loses_track=True, doc="429 on every request"),
+    "http_500_always": FaultClass("any", fail(_after("http_500")), loses_track=True, doc="500 on every request"),
     "truncate": FaultClass("any", OK, 1, doc="half the body under the full Content-Length, once"),
-    "truncate_always": FaultClass("any", fail(_after("truncated_body")), doc="every body truncated"),
-    "slow": FaultClass("any", OK, doc="answers after a pause shorter than the socket timeout"),
-    "slow_timeout": FaultClass("any", OK, 1, doc="one answer after a pause past the socket timeout"),
-    "slow_always": FaultClass("any", fail(_after("timeout")), doc="every answer past the socket timeout"),
+    "truncate_always": FaultClass("any", fail(_after("truncated_body")), loses_track=True, doc="every body truncated"),
+    "slow": FaultClass("any", OK, delay_s=SOCKET_TIMEOUT_S / 3, doc="answers after a pause shorter than the socket timeout"),
+    "slow_timeout": FaultClass("any", OK, 1, delay_s=SOCKET_TIMEOUT_S + 1, doc="one answer after a pause past the socket timeout"),
+    "slow_always": FaultClass("any", fail(_after("timeout")), loses_track=True, delay_s=(RETRIES + 1) * SOCKET_TIMEOUT_S + 1,
+                              doc="every answer past the socket timeout"),
     "redirect": FaultClass("any", OK, server_mode="redirect", doc="a 302 to the same path on the same host, once"),
-    "redirect_offsite": FaultClass("any", fail("host_not_allowed"), server_mode="redirect", default_on=False,
+    "redirect_offsite": FaultClass("any", fail("host_not_allowed"), loses_track=True, server_mode="redirect",
                                    doc="a 302 to another port of 127.0.0.1 (the allow-list is host and port)"),
-    "trickle": FaultClass("any", fail("timeout"), server_mode="trickle", default_on=False,
-                          doc="one byte per 0.5 s: only a download deadline ends it"),
+    # on a track too: the deadline is the video's (the downloader's choice)
+    "trickle": FaultClass("any", fail("timeout"), server_mode="trickle", delay_s=DEADLINE_S,
+                          doc="one byte per 0.5 s: only the download deadline ends it"),
     # a subtitle file removed: the page links it, the server answers 404
-    "track_404": FaultClass("track", OK if PER_TRACK_FAILURES else fail("http_404"),
-                            doc="one non-pivot track answers 404"),
+    "track_404": FaultClass("track", fail("http_404"), loses_track=True, doc="one non-pivot track answers 404"),
     # files of the site copy
     "corrupt_mp4": FaultClass("media", fail("corrupt_video", "no_video_stream"), doc="bytes overwritten, file cut"),
     "audio_only": FaultClass("media", fail("no_video_stream"), doc="an AAC-only mp4 in place of the video"),
     "wrong_language": FaultClass("track", OK, doc="a non-pivot track swapped with another language's"),
     "malformed_vtt": FaultClass("track", OK, doc="a non-pivot track that is not WebVTT"),
-    # An empty body: yt-dlp's "Did not get any data blocks", taken on main as a truncated
-    # download of the whole video (retried, then failed); per-track failures lose the language.
-    "empty_track": FaultClass("track", OK if PER_TRACK_FAILURES else fail(_after("truncated_body")),
+    # An empty body: before per-track failures yt-dlp's "Did not get any data blocks" was
+    # taken as a truncated download of the whole video (retried, then failed).
+    "empty_track": FaultClass("track", fail(_after("truncated_body")), loses_track=True,
                               doc="a non-pivot track served as an empty file"),
     # The pivot falls back to the next readable language; its cues are the same cues shifted
     # by at most 250 ms, so the video still yields one clip per cue.
@@ -150,17 +156,18 @@ class RunTruth:
     expect: dict[str, Expect] = field(default_factory=dict)  # video id -> outcome
     cues: dict[str, int] = field(default_factory=dict)  # video id -> clips a good video yields
     read_tracks: dict[str, list[str]] = field(default_factory=dict)  # video id -> langs that must parse
+    lost_tracks: dict[str, list[str]] = field(default_factory=dict)  # video id -> langs it must miss
     rejected: list[str] = field(default_factory=list)  # reasons of the manifest rows to reject, in line order
     faults: list[tuple[str, str]] = field(default_factory=list)  # (class, where)
 
     @classmethod
     def from_json(cls, doc: dict) -> RunTruth:
         return cls(expect={k: Expect(ok, tuple(r)) for k, (ok, r) in doc["expect"].items()}, cues=doc["cues"],
-                   read_tracks=doc["read_tracks"], rejected=doc["rejected"], faults=[tuple(f) for f in doc["faults"]])
+                   read_tracks=doc["read_tracks"], lost_tracks=doc["lost_tracks"], rejected=doc["rejected"], faults=[tuple(f) for f in doc["faults"]])
 
     def to_json(self) -> dict:
         return {"expect": {k: [v.ok, list(v.reasons)] for k, v in self.expect.items()}, "cues": self.cues,
-                "read_tracks": self.read_tracks, "rejected": self.rejected, "faults": self.faults}
+                "read_tracks": self.read_tracks, "lost_tracks": self.lost_tracks, "rejected": self.rejected, "faults": self.faults}
 
 
 def audio_only_mp4(path: Path, seconds: float = 8.0) -> Path:
@@ -194,28 +201,26 @@ class SiteFaults:
     def plan(self, n_video_faults: int, n_manifest_faults: int) -> RunTruth:
         video_classes = [c for c in self.classes if c in VIDEO_CLASSES]
         manifest_classes = [c for c in self.classes if CLASSES[c].target == "manifest"]
-        budget = {vid: RETRIES for vid in self.site_truth}  # transient failures each video may still take
-        fatal: set[str] = set()
-        tries = 0
-        placed = 0
+        self.budget = {vid: RETRIES for vid in self.site_truth}  # transient failures each video may still take
+        self.delay = {vid: VIDEO_SECONDS for vid in self.site_truth}  # server delay each video may still take
+        tries = placed = 0
         # faults a video survives come three times as often as fatal ones: most videos of
         # a run must still end ok, with all their clips
-        weights = [3 if CLASSES[c].expect.ok else 1 for c in video_classes]
+        weights = [3 if CLASSES[c].expect.ok or CLASSES[c].loses_track else 1 for c in video_classes]
         while video_classes and placed < n_video_faults and tries < n_video_faults * 20:
             tries += 1
             name = self.rng.choices(video_classes, weights)[0]
             vid = self.rng.choice(sorted(self.site_truth))
             fc = CLASSES[name]
-            if fc.retries_used > budget[vid] or (not fc.expect.ok and vid in fatal):
+            if fc.retries_used > self.budget[vid] or fc.delay_s > self.delay[vid]:
                 continue
             if self._inject(name, vid):
-                budget[vid] -= fc.retries_used
-                if not fc.expect.ok:
-                    fatal.add(vid)
+                self.budget[vid] -= fc.retries_used
+                self.delay[vid] -= fc.delay_s
                 placed += 1
         extra: list[tuple[str, str]] = []  # manifest lines to append
         for _ in range(n_manifest_faults if manifest_classes else 0):
-            name = self.rng.choice(manifest_classes)
+            name = self.rng.choices(manifest_classes, [1 if c == "missing_page" else 2 for c in manifest_classes])[0]
             extra.append(self._manifest_row(name, len(extra)))
         self._finish(extra)
         return self.truth
@@ -227,7 +232,7 @@ class SiteFaults:
             with open(self.site / "manifest.csv", "a", encoding="utf-8", newline="") as f:
                 for line, _ in extra:
                     f.write(line + "\n")
-        # a failing video's accepted reasons: its own fatal faults' and, as the last error
+        # a failing video's accepted reasons: its own fatal fault's and, as the last error
         # of its final attempt may come from any of them, its transient faults' too
         for vid, exp in list(self.truth.expect.items()):
             if not exp.ok:
@@ -235,12 +240,23 @@ class SiteFaults:
                              for r in _transient_reasons(c)}
                 self.truth.expect[vid] = Expect(False, tuple(sorted(set(exp.reasons) | transient)))
 
-    def _record(self, name: str, vid: str, where: str) -> None:
-        self.truth.faults.append((name, f"{vid}:{where}"))
-        exp = CLASSES[name].expect
+    def outcome(self, name: str, path: str) -> tuple[Expect, bool]:
+        """(what the video ends with, whether it loses the track) for fault ``name`` on ``path``."""
+        fc = CLASSES[name]
+        if path.startswith("/subs/") and fc.loses_track and PER_TRACK_FAILURES:
+            return OK, True
+        return fc.expect, False
+
+    def _fatal(self, vid: str) -> bool:
+        return not self.truth.expect[vid].ok
+
+    def _record(self, name: str, vid: str, path: str) -> None:
+        exp, lost = self.outcome(name, path)
+        self.truth.faults.append((name, f"{vid}:{path}"))
+        if lost:
+            self.truth.lost_tracks.setdefault(vid, []).append(path.rsplit(".", 2)[-2])
         if not exp.ok:
-            old = self.truth.expect[vid]
-            self.truth.expect[vid] = Expect(False, tuple(sorted(set(exp.reasons) | (set(old.reasons) if not old.ok else set()))))
+            self.truth.expect[vid] = exp
 
     # -- per video -------------------------------------------------------------------------
 
@@ -256,10 +272,16 @@ class SiteFaults:
         return self.rng.choice(langs) if langs else None
 
     def _inject(self, name: str, vid: str) -> bool:
+        """Place fault ``name`` on video ``vid``; False where it does not fit: the path is
+        taken, or it would be the video's second fatal fault (one reason to expect)."""
         fc = CLASSES[name]
         if name in SERVER_KINDS:
             paths = [f"/v/{vid}.html", f"/media/{vid}.mp4", *(self._track_path(vid, lang) for lang in self._langs(vid))]
-            paths = [p for p in paths if p not in self.touched]
+            # a track lost for good is never the pivot's: its fallback would take another
+            # track's faults as the pivot's
+            paths = [p for p in paths if p not in self.touched
+                     and not (p == self._track_path(vid, PIVOT) and not fc.expect.ok)
+                     and not (self._fatal(vid) and not self.outcome(name, p)[0].ok)]
             if not paths:
                 return False
             path = self.rng.choice(paths)
@@ -267,6 +289,8 @@ class SiteFaults:
             self.touched.add(path)
             self._record(name, vid, path)
             return True
+        if not fc.expect.ok and self._fatal(vid) and not (fc.loses_track and PER_TRACK_FAILURES):
+            return False
         if fc.target == "media":
             path = f"/media/{vid}.mp4"
             if path in self.touched:
@@ -295,7 +319,8 @@ class SiteFaults:
         # The pivot falls back to another track when English is unreadable: that video
         # gets no other track-file fault, so the fallback's cues are the site's own.
         mine = self.track_faults.setdefault(vid, set())
-        if (fc.target == "pivot" and mine) or "malformed_pivot" in mine:
+        unreadable_pivot = name == "malformed_pivot" or (name == "utf16_track" and lang == PIVOT and not DECODES_LEGACY_ENCODINGS)
+        if (unreadable_pivot and mine) or "pivot" in mine:
             return False
         path = self._track_path(vid, lang)
         file = self.site / path.lstrip("/")
@@ -329,12 +354,12 @@ class SiteFaults:
                 return False
         elif name == "utf16_track":
             file.write_bytes(file.read_text(encoding="utf-8").encode("utf-16"))
-        if name in ("cp1252_track", "utf16_track") and DECODES_LEGACY_ENCODINGS:
-            self.truth.read_tracks.setdefault(vid, []).append(lang)
         else:  # pragma: no cover - a class without an injector
             raise ValueError(f"no injector for {name}")
+        if name in ("cp1252_track", "utf16_track") and DECODES_LEGACY_ENCODINGS:
+            self.truth.read_tracks.setdefault(vid, []).append(lang)
         self.touched.add(path)
-        mine.add(name)
+        mine.add("pivot" if unreadable_pivot else name)
         self._record(name, vid, path)
         return True
 
@@ -355,7 +380,7 @@ class SiteFaults:
         if name == "redirect_offsite":
             return {"kind": kind, "to": f"{self.offsite_base.rstrip('/')}{path}"}
         if name == "trickle":
-            return {"kind": kind, "interval": 0.5, "bytes": 1 << 20}
+            return {"kind": kind, "interval": 0.5, "bytes": 1 << 20, "content_type": "text/html"}
         return {"kind": kind}  # the *_always faults
 
     # -- manifest --------------------------------------------------------------------------
