@@ -8,18 +8,25 @@ REGION      ?= local
 APT_PACKAGES := unicode-cldr-core fonts-noto-color-emoji chromium fonts-droid-fallback
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup system-deps site dataset inspect browse test test-fast lint fuzz bench bench-train pretrain eval clean soak
+.PHONY: setup system-deps site dataset inspect browse doctor test test-fast lint lock fuzz soak bench bench-train pretrain eval clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip
 	# Pinned first: a plain `torch` would pull a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	# Every version from the lock file, so a clean clone gets what was measured.
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+# Rewrite the lock file from the current environment (after changing pyproject.toml).
+lock: setup
+	@{ echo "# Every package version a clean install gets (make installs with -c constraints.txt)."; \
+	   echo "# Regenerate after changing pyproject.toml: make lock"; \
+	   $(BIN)/python -m pip freeze --exclude-editable | grep -v '^multihowto'; } > constraints.txt
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -41,6 +48,10 @@ dataset: setup
 
 inspect: setup
 	$(BIN)/mhowto inspect data/$(REGION)
+
+# What yt-dlp finds on this node for the region (JS runtime, ffmpeg, cookies, proxy).
+doctor: setup
+	$(BIN)/mhowto doctor --region $(REGION)
 
 # Look at the built dataset in a browser: a read-only app on 127.0.0.1 (URL printed).
 browse: setup

@@ -6,6 +6,12 @@ and again, as the top line of the next cue; 10 ms "hold" cues repeat it once mor
 Taking every cue's text verbatim repeats each word two or three times (the complaint of
 HowTo100M/MIL-NCE users). :func:`dedupe_rolling` keeps each line once, timed from its
 own cue.
+
+Normalisation also strips the markup other tools leave in the text: ASS/SSA override
+blocks in SRT (``{\\an8}``, ``{\\i1}``, ``{\\pos(10,20)}``; ``\\N`` and ``\\n`` are line
+breaks, ``\\h`` a space), WebVTT ruby readings (``<ruby>漢<rt>kan</rt></ruby>`` keeps
+漢), the tags of voice, class and language spans (their text kept), and control
+characters (NUL and the rest of C0/C1 but tab and newline, which become spaces).
 """
 
 from __future__ import annotations
@@ -19,6 +25,13 @@ from multihowto.operators.caption_formats import RawCue
 
 INLINE_TS = re.compile(r"<\d{1,2}:\d{2}:\d{2}[.,]\d{3}>|<\d{2}:\d{2}[.,]\d{3}>")
 _TAG = re.compile(r"<[^>]*>")
+# A ruby reading (<rt>) or fallback parenthesis (<rp>) with its text; its end tag may be
+# implied by </ruby> or the end of the line, as in HTML.
+_RUBY_ANNOTATION = re.compile(r"<(rt|rp)(?:[\s.][^>]*)?>.*?(?:</\1\s*>|(?=</ruby\s*>)|$)", re.IGNORECASE | re.DOTALL)
+_ASS_OVERRIDE = re.compile(r"\{\\[^}]*\}")  # {\an8}, {\i1}, {\pos(10,20)}, {\fad(200,200)\c&HFFFFFF&}
+_ASS_BREAK = re.compile(r"\\[Nn]")
+_ASS_HARD_SPACE = re.compile(r"\\h")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x9f\ufeff]")  # \t \n \v \f \r \x1c-\x1f: whitespace, collapsed below
 _SOUND = re.compile(r"\[[^\]]{0,40}\]|\((?:music|applause|laughter|laughs|inaudible)\)|[♪♫♬]+", re.IGNORECASE)
 _SPEAKER = re.compile(r"^\s*(?:>>+|-\s+|[A-Z][A-Z .'-]{1,30}:\s)")
 _CJK = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
@@ -37,11 +50,15 @@ def _join(a: str, b: str) -> str:
 
 
 def normalise_line(raw: str, drop_sound_tags: bool = True) -> str:
-    """One caption line to clean text: tags and inline timestamps removed, entities
-    decoded, speaker marks and (optionally) sound tags dropped, whitespace collapsed,
-    Unicode NFC."""
-    text = _TAG.sub("", raw)
+    """One caption line to clean text: tags, ASS overrides, ruby readings and inline
+    timestamps removed, entities decoded, control characters dropped, speaker marks and
+    (optionally) sound tags dropped, whitespace collapsed, Unicode NFC."""
+    text = _ASS_OVERRIDE.sub("", raw)
+    text = _ASS_HARD_SPACE.sub(" ", _ASS_BREAK.sub(" ", text))
+    text = _RUBY_ANNOTATION.sub("", text)
+    text = _TAG.sub("", text)
     text = html.unescape(text)
+    text = _CONTROL.sub("", text)
     text = unicodedata.normalize("NFC", text)
     if drop_sound_tags:
         text = _SOUND.sub(" ", text)
@@ -50,9 +67,9 @@ def normalise_line(raw: str, drop_sound_tags: bool = True) -> str:
 
 
 def normalise_text(raw: str, drop_sound_tags: bool = True) -> str:
-    """A whole cue (possibly several lines) to one line of clean text."""
+    """A whole cue (possibly several lines; ASS ``\\N`` breaks too) to one line of clean text."""
     out = ""
-    for line in raw.split("\n"):
+    for line in _ASS_BREAK.sub("\n", raw).split("\n"):
         out = _join(out, normalise_line(line, drop_sound_tags))
     return out
 

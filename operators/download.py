@@ -1,26 +1,46 @@
 """Download one video and its subtitle tracks with yt-dlp's Python API.
 
-One ``YoutubeDL`` per process fetches each video at a capped height and every requested
-subtitle track (on YouTube also the automatic captions and their auto-translations)
-into the item's scratch folder. The video file stays there for the frame stage
-(``video_path``); the tracks are read into ``raw_tracks``; ``info`` holds title,
-duration and extractor.
+``Downloader`` (one per thread; built once, ``setup()`` once) fetches a video at a
+capped height into a scratch folder with yt-dlp, every request passing one guard
+(operators/request_guard.py: allow-list, deadline, byte caps). The subtitle tracks are
+then fetched through the same guarded ``urlopen`` from what the extractor lists
+(``subtitles``, and on YouTube ``automatic_captions`` with their auto-translations), one
+by one, so a track that fails loses that language only. Tags are normalised to the
+target languages by schemas/langtags.py.
+
+Retries live in one layer, here: every yt-dlp retry option is 0, and a transient
+failure (429, 5xx, timeout, truncated body) of the video, or of one track, is tried
+again with exponential backoff, each retry recorded once in ``retried``.
+
+``DownloadVideo`` is the thin operator around it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
+import shutil
 import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+import yt_dlp
+from yt_dlp.networking import Request
+from yt_dlp.networking.exceptions import HTTPError, IncompleteRead, TransportError
+from yt_dlp.utils import determine_ext
+
 from multihowto.operators.base import Operator, StageError
+from multihowto.operators.request_guard import ByteBudget, GuardedYoutubeDL, RequestGuard
 from multihowto.schemas.config import DownloadConfig
-from multihowto.schemas.item import RawTrack, VideoItem
+from multihowto.schemas.download import DownloadResult, RawTrack
+from multihowto.schemas.item import VideoItem
+from multihowto.schemas.langtags import target_lang, track_rank
 
 _HTTP = re.compile(r"HTTP Error (\d{3})")
+# yt-dlp's words for a body that ended early (IncompleteRead, ContentTooShortError)
+_SHORT = re.compile(r"\d+ bytes read, \d+ more expected|downloaded \d+ bytes, expected \d+ bytes")
 _PERMANENT = (
     ("private video", "private"),
     ("video unavailable", "unavailable"),
@@ -45,9 +65,23 @@ def classify_download_error(message: str) -> StageError:
         return StageError(f"http_{code}", message, transient=code == 429 or code >= 500)
     if "timed out" in lower or "timeout" in lower:
         return StageError("timeout", message, transient=True)
-    if "incomplete" in lower or "did not get any data" in lower or "content-length" in lower or "more expected" in lower:
+    if "incomplete" in lower or "did not get any data" in lower or "content-length" in lower or _SHORT.search(lower):
         return StageError("truncated_body", message, transient=True)
     return StageError("download_error", message)
+
+
+def classify_request_error(e: Exception) -> StageError:
+    """A reason for an exception from ``urlopen`` or a response's ``read``."""
+    if isinstance(e, StageError):
+        return e
+    if isinstance(e, HTTPError):
+        return StageError(f"http_{e.status}", str(e), transient=e.status == 429 or e.status >= 500)
+    if isinstance(e, IncompleteRead):
+        return StageError("truncated_body", str(e), transient=True)
+    if isinstance(e, TransportError):
+        timeout = "timed out" in str(e).lower() or "timeout" in str(e).lower()
+        return StageError("timeout" if timeout else "connection_error", str(e), transient=True)
+    return StageError("download_error", f"{type(e).__name__}: {e}")
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -74,40 +108,82 @@ class _QuietLogger:
         pass
 
 
-class DownloadVideo(Operator[DownloadConfig]):
-    """``gate(host)`` is called before each fetch (the run's shared rate limit); the video
-    file stays in the item's scratch folder for the frame stage."""
+def allow_origin(cfg: DownloadConfig, base_url: str) -> DownloadConfig:
+    """``cfg`` also allowing the ``host:port`` of ``base_url`` (the sample site served
+    on 127.0.0.1 for a run): an IP-literal entry, so that loopback address is allowed too,
+    and only on that port."""
+    parts = urllib.parse.urlsplit(base_url)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return dataclasses.replace(cfg, allowed_hosts=(*cfg.allowed_hosts, f"{host}:{port}"))
 
-    name = "download"
 
-    def __init__(self, config: DownloadConfig, langs: tuple[str, ...], fetch_subtitles: bool = True,
+def js_runtime_params(entries: tuple[str, ...]) -> dict[str, dict]:
+    """``download.js_runtimes`` (``name`` or ``name:path``) as yt-dlp's ``js_runtimes``."""
+    out: dict[str, dict] = {}
+    for entry in entries:
+        name, _, path = entry.partition(":")
+        out[name] = {"path": path} if path else {}
+    return out
+
+
+def subtitle_preferences(subtitle_format: str) -> tuple[str, ...]:
+    """``json3/vtt/srt/best`` as formats in order; ``best`` adds every format we read."""
+    prefs: list[str] = []
+    for part in subtitle_format.lower().split("/"):
+        for fmt in (SUBTITLE_FORMATS if part == "best" else (part,)):
+            if fmt in SUBTITLE_FORMATS and fmt not in prefs:
+                prefs.append(fmt)
+    return tuple(prefs) or SUBTITLE_FORMATS
+
+
+SUBTITLE_FORMATS = ("json3", "vtt", "srt")  # what operators/caption_formats.py reads
+# Protocols yt-dlp downloads natively (through the guarded urlopen). Others (rtmp, live
+# HLS through ffmpeg...) would let a program other than this one fetch URLs.
+NATIVE_PROTOCOLS = ("http", "https", "m3u8", "m3u8_native", "http_dash_segments", "http_dash_segments_generator")
+
+
+class Downloader:
+    """One video and its tracks per ``fetch``; see the module doc. Not thread-safe: one per
+    thread. ``gate(host)`` is called before every HTTP request (a rate limit)."""
+
+    def __init__(self, cfg: DownloadConfig, langs: tuple[str, ...], fetch_subtitles: bool = True,
                  gate: Callable[[str], None] | None = None):
-        super().__init__(config)
+        self.cfg = cfg
         self.langs = tuple(langs)
         self.fetch_subtitles = fetch_subtitles
         self.gate = gate
+        self.sleep = time.sleep
+        self.rng = random.Random()
+        self.last: DownloadResult | None = None  # the latest fetch's record, failed or not
 
     def ydl_options(self, logger: _QuietLogger) -> dict:
-        d = self.config
+        d = self.cfg
         opts = {
             "outtmpl": {"default": "video.%(ext)s"},
             "format": d.format,
-            "writesubtitles": self.fetch_subtitles,
-            "writeautomaticsub": d.write_auto_subs and self.fetch_subtitles,
-            "subtitleslangs": list(self.langs),
-            "subtitlesformat": d.subtitle_format,
+            "writesubtitles": False,  # tracks are fetched one by one in fetch_tracks
+            "writeautomaticsub": False,
             "allowed_extractors": list(d.allowed_extractors),
             "socket_timeout": d.socket_timeout_s,
-            "retries": 0,  # retries happen in one place: fetch()
+            # retries happen in one layer, ours (counted in DownloadResult.retried)
+            "retries": 0,
             "fragment_retries": 0,
             "extractor_retries": 0,
+            "file_access_retries": 0,
+            "skip_unavailable_fragments": False,  # a lost fragment fails, it is not skipped
+            "external_downloader": {"default": "native"},  # no ffmpeg/aria2c fetching URLs
+            "hls_prefer_native": True,
+            "js_runtimes": js_runtime_params(d.js_runtimes),
+            "remote_components": [],  # nothing fetched at run time (the solver is a package)
             "noplaylist": True,
             "quiet": True,
             "no_warnings": False,
             "noprogress": True,
             "logger": logger,
-            "overwrites": False,
-            "continuedl": True,
+            "overwrites": True,
+            "continuedl": False,  # every attempt starts from an empty scratch folder
+            "cachedir": False,
         }
         if d.cookies_file:
             opts["cookiefile"] = d.cookies_file
@@ -120,62 +196,199 @@ class DownloadVideo(Operator[DownloadConfig]):
         return opts
 
     def setup(self) -> None:
-        """One YoutubeDL per process: its HTTP session and extractors are built once
+        """One YoutubeDL per downloader: its HTTP session and extractors are built once
         (measured: a new one per video cost ~25% of the stage)."""
-        import yt_dlp
-
         self.logger = _QuietLogger()
-        self.ydl = yt_dlp.YoutubeDL(self.ydl_options(self.logger))
-        self.rng = random.Random()
-        self.sleep = time.sleep
+        self.guard = RequestGuard(self.cfg, self.gate)
+        self.ydl = GuardedYoutubeDL(self.ydl_options(self.logger), self.guard)
 
-    def fetch(self, item: VideoItem) -> dict:
-        """yt-dlp's extract_info, retrying transient failures with backoff; permanent
-        ones raise at once. Attempts and retried reasons are recorded on the item."""
-        import yt_dlp
+    def fetch(self, url: str, video_id: str, scratch_dir: Path) -> DownloadResult:
+        """Download ``url`` into ``scratch_dir`` (the video file is left there) and its
+        tracks into the result. Raises StageError for the video; a track's failure is
+        recorded in ``track_errors``. ``self.last`` keeps the record either way."""
+        d = self.cfg
+        result = self.last = DownloadResult(video_path=Path(), video_ext="")
+        self.logger.warnings.clear()
+        self.guard.begin(d.deadline_s, ByteBudget(d.max_filesize, "video"))
+        try:
+            info = self._retrying(lambda: self._fetch_video(url, Path(scratch_dir), result), result, "")
+            result.info = {
+                "title": info.get("title") or "",
+                "duration": info.get("duration"),
+                "extractor": info.get("extractor") or "",
+            }
+            if self.fetch_subtitles:
+                self.fetch_tracks(info, result)
+            self.guard.check_time()
+        finally:
+            self.guard.end()
+            result.requests = self.guard.requests
+            result.warnings.extend(self.logger.warnings)
+        return result
 
-        d = self.config
-        host = urllib.parse.urlparse(item.url).hostname or ""
+    def _retrying(self, attempt: Callable, result: DownloadResult, label: str):
+        """``attempt()``, again after a transient failure with backoff, at most
+        ``retries`` more times; each retry appended to ``result.retried`` (prefixed by
+        ``label``: ``de:http_429`` for a track)."""
+        retries = 0
         while True:
-            if self.gate is not None:
-                self.gate(host)
-            item.download_attempts += 1
             try:
-                return self.ydl.extract_info(item.url, download=True)
-            except yt_dlp.utils.DownloadError as e:
-                err = classify_download_error(str(e))
-            if not err.transient or len(item.retried) >= d.retries:
+                return attempt()
+            except StageError as e:
+                err = e
+            if not err.transient or retries >= self.cfg.retries:
                 if err.transient:
                     err.reason = f"{err.reason}_after_retries"
                 raise err
-            item.retried.append(err.reason)
-            self.sleep(backoff_delay(len(item.retried) - 1, d.backoff_base_s, d.backoff_max_s, self.rng))
+            retries += 1
+            result.retried.append(f"{label}{err.reason}")
+            delay = backoff_delay(retries - 1, self.cfg.backoff_base_s, self.cfg.backoff_max_s, self.rng)
+            if delay >= self.guard.remaining():
+                raise self.guard.fail(StageError("timeout", f"the deadline passes before retry {retries} ({err.reason})"))
+            self.sleep(delay)
 
-    def process(self, item: VideoItem) -> VideoItem:
-        d = self.config
-        host = urllib.parse.urlparse(item.url).hostname or ""
-        if d.allowed_hosts and host not in d.allowed_hosts:
-            raise StageError("host_not_allowed", f"host {host!r} is not in download.allowed_hosts")
-        self.logger.warnings.clear()
+    def _fetch_video(self, url: str, scratch_dir: Path, result: DownloadResult) -> dict:
+        result.attempts += 1
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+        scratch_dir.mkdir(parents=True, exist_ok=True)
         # yt-dlp reads the output template from params for every file it names.
-        self.ydl.params["outtmpl"]["default"] = str(item.scratch_dir / "video.%(ext)s")
-        info = self.fetch(item)
-        if info is None:
-            raise StageError("download_error", "yt-dlp returned no information")
-        if info.get("_type") == "playlist":
-            raise StageError("playlist_not_video", "the URL is a playlist, not one video")
+        self.ydl.params["outtmpl"]["default"] = str(scratch_dir / "video.%(ext)s")
+        self.guard.stop, self.guard.refused = None, []
+        self.guard.budget = ByteBudget(self.cfg.max_filesize, "video")  # per attempt
+        try:
+            info = self.ydl.extract_info(url, download=False)
+            self._check_info(info)
+            info = self.ydl.process_ie_result(info, download=True)
+        except StageError as e:  # ours, raised through yt-dlp
+            raise self.guard.stop or e from None
+        except Exception as e:  # yt-dlp's DownloadError, or what it let through
+            if self.guard.stop is not None:
+                raise self.guard.stop from None
+            if self.guard.refused:
+                raise StageError("host_not_allowed", self.guard.refused[0]) from None
+            if isinstance(e, yt_dlp.utils.DownloadError):
+                raise classify_download_error(str(e)) from None
+            raise
+        if self.guard.stop is not None:  # swallowed by an extractor, still the video's end
+            raise self.guard.stop
+        result.warnings.extend(f"host_not_allowed: {why}" for why in self.guard.refused)
         downloads = info.get("requested_downloads") or []
         video_path = downloads[0].get("filepath") if downloads else None
         if not video_path or not Path(video_path).exists():
             raise StageError("no_video_file", "yt-dlp finished without a video file")
-        automatic = set(info.get("automatic_captions") or {}) - set(info.get("subtitles") or {})
-        for lang, sub in (info.get("requested_subtitles") or {}).items():
-            path = sub.get("filepath")
-            if path and Path(path).exists() and lang in self.langs:
-                item.raw_tracks[lang] = RawTrack(format=Path(path).suffix.lstrip(".").lower(), data=Path(path).read_bytes(),
-                                                 kind="asr" if lang in automatic else "manual", tag=lang)
-                Path(path).unlink()
-        item.video_path = video_path
-        item.info = {"title": info.get("title") or "", "duration": info.get("duration"), "extractor": info.get("extractor") or ""}
-        item.warnings = len(self.logger.warnings)
+        result.video_path = Path(video_path)
+        result.video_ext = Path(video_path).suffix or ".mp4"
+        return info
+
+    @staticmethod
+    def _check_info(info: dict | None) -> None:
+        if info is None:
+            raise StageError("download_error", "yt-dlp returned no information")
+        if info.get("_type") == "playlist":
+            raise StageError("playlist_not_video", "the URL is a playlist, not one video")
+        if info.get("is_live"):
+            raise StageError("live_stream", "a live stream has no end to download")
+        for fmt in info.get("requested_formats") or [info]:
+            protocol = fmt.get("protocol") or "https"
+            if protocol not in NATIVE_PROTOCOLS:
+                raise StageError("unsupported_protocol", f"format {fmt.get('format_id')} needs {protocol!r}")
+
+    # -- subtitle tracks ---------------------------------------------------------------
+    def fetch_tracks(self, info: dict, result: DownloadResult) -> None:
+        """Per target language: the best-ranked track (schemas/langtags.py) in the first
+        preferred format that fetches; when it fails, the next candidate. A language whose
+        every candidate failed gets its first reason in ``track_errors``."""
+        prefs = subtitle_preferences(self.cfg.subtitle_format)
+        sources = [("manual", info.get("subtitles") or {})]
+        if self.cfg.write_auto_subs:
+            sources.append(("asr", info.get("automatic_captions") or {}))
+        candidates: dict[str, list[tuple]] = {}
+        for kind, tracks in sources:
+            for tag, formats in tracks.items():
+                lang = target_lang(tag)
+                if lang in self.langs:
+                    candidates.setdefault(lang, []).append((track_rank(tag, kind), tag, kind, formats or []))
+        for lang in self.langs:
+            errors = []
+            for _, tag, kind, formats in sorted(candidates.get(lang, []), key=lambda c: c[0]):
+                chosen = _choose_format(formats, prefs)
+                if chosen is None:
+                    errors.append("no_supported_format")
+                    continue
+                fmt, track_url = chosen
+                try:
+                    data = self._retrying(lambda u=track_url: self._fetch_track(u), result, f"{lang}:")
+                except StageError as e:
+                    if e.reason == "timeout" and self.guard.stop is not None:
+                        raise  # the video's deadline, not this track's
+                    errors.append(e.reason)
+                    result.warnings.append(f"track {tag} ({lang}, {kind}): {e.reason}")
+                    continue
+                result.tracks[lang] = RawTrack(format=fmt, data=data, kind=kind, tag=tag)
+                break
+            if lang not in result.tracks and errors:
+                result.track_errors[lang] = errors[0]
+
+    def _fetch_track(self, url: str) -> bytes:
+        self.ydl.track_budget = ByteBudget(self.cfg.max_track_bytes, "subtitle track")
+        try:
+            res = self.ydl.urlopen(Request(url))
+            try:
+                return res.read()
+            finally:
+                res.close()
+        except Exception as e:
+            err = classify_request_error(e)
+            if err.reason == "file_too_large":
+                self.guard.stop = None  # a track over its cap loses that track only
+            raise err from None
+        finally:
+            self.ydl.track_budget = None
+
+
+def _choose_format(formats: list[dict], prefs: tuple[str, ...]) -> tuple[str, str] | None:
+    """(format, url) of the first preferred format a track is offered in."""
+    by_ext = {}
+    for f in formats:
+        url = f.get("url")
+        ext = (f.get("ext") or (determine_ext(url) if url else "") or "").lower()
+        if url and ext not in by_ext:
+            by_ext[ext] = url
+    for fmt in prefs:
+        if fmt in by_ext:
+            return fmt, by_ext[fmt]
+    return None
+
+
+class DownloadVideo(Operator[DownloadConfig]):
+    """The download stage: one ``Downloader`` (one per thread: it is not thread-safe).
+    The video file stays in the item's scratch folder for the frame stage; the item gains
+    ``video_path``, ``raw_tracks``, ``track_errors``, ``info``, ``download_attempts``,
+    ``retried``, ``requests`` and ``warnings``. ``gate(host)`` is the run's rate limit."""
+
+    name = "download"
+
+    def __init__(self, config: DownloadConfig, langs: tuple[str, ...], fetch_subtitles: bool = True,
+                 gate: Callable[[str], None] | None = None):
+        super().__init__(config)
+        self.langs = tuple(langs)
+        self.fetch_subtitles = fetch_subtitles
+        self.gate = gate
+
+    def setup(self) -> None:
+        self.downloader = Downloader(self.config, self.langs, self.fetch_subtitles, gate=self.gate)
+        self.downloader.setup()
+
+    def process(self, item: VideoItem) -> VideoItem:
+        try:
+            res = self.downloader.fetch(item.url, item.video_id, item.scratch_dir)
+        finally:  # a failed fetch still says what it tried
+            last = self.downloader.last
+            if last is not None:
+                item.download_attempts, item.retried, item.requests = last.attempts, list(last.retried), last.requests
+        item.video_path = str(res.video_path)
+        item.raw_tracks = dict(res.tracks)
+        item.track_errors = dict(res.track_errors)
+        item.info = res.info
+        item.warnings = len(res.warnings)
         return item

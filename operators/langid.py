@@ -5,7 +5,12 @@ identified right only 30-90% of the time, depending on the language (Swahili wor
 while a whole track's text is identified far better. So the verdict judges the track:
 its joined text is classified with the argmax restricted to the target languages, and
 
-- ``reject`` / ``too_little_text``: fewer than ``min_chars`` characters;
+- ``reject`` / ``too_little_text``: fewer than ``min_chars`` letter-equivalents
+  (:func:`text_units`: letters and marks count one each, a Han, kana or Hangul
+  character ``cjk_weight``, 3 by default; digits, punctuation and spaces nothing). A
+  Chinese character carries about what a short English word does, so counting raw
+  characters rejected a whole 9-character Chinese sentence while passing a 12-letter
+  English fragment;
 - ``accept``: the claimed language wins;
 - ``reject`` / ``wrong_language``: another language wins with at least
   ``reject_score`` while the claimed one scores below ``accept_floor``;
@@ -20,6 +25,8 @@ a label distribution, and only for the top k labels that can change a verdict.
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
@@ -92,7 +99,27 @@ def track_line(texts: list[str]) -> str:
     return " ".join(t for t in texts if t)
 
 
-def track_verdict(claimed: str, scores: dict[str, float], n_chars: int, cfg) -> dict:
+# Scripts written without spaces, one syllable or morpheme a character: Han (with the
+# CJK extensions and compatibility ideographs), hiragana, katakana, bopomofo, Hangul.
+_WIDE = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3100-\u312f\u3130-\u318f\u31a0-\u31bf\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\uff66-\uffdc"
+    "\U00020000-\U0003134f]"
+)
+
+
+def text_units(text: str, cjk_weight: float = 3.0) -> float:
+    """Length of ``text`` in letter-equivalents, fair across scripts: each letter or
+    combining mark counts 1, each Han/kana/Hangul character ``cjk_weight``; digits,
+    punctuation, symbols and spaces count 0."""
+    wide = len(_WIDE.findall(text))
+    letters = sum(1 for ch in text if unicodedata.category(ch)[0] in "LM")
+    return letters + (cjk_weight - 1) * wide
+
+
+def track_verdict(claimed: str, scores: dict[str, float], n_chars: float, cfg) -> dict:
+    """The verdict for a track claiming ``claimed``; ``n_chars`` is its length in
+    :func:`text_units`."""
     if n_chars < cfg.min_chars:
         return {"verdict": "reject", "reason": "too_little_text"}
     label = max(scores, key=scores.get) if scores else "und"
@@ -130,7 +157,8 @@ class LanguageId(Operator[LangIdConfig]):
             cue_labels = self.lid.labels(texts)
             agreement = cue_labels.count(lang) / max(1, len(texts))
             joined = track_line(texts)
-            verdict = track_verdict(lang, self.lid.scores(joined, self.k[lang]), len(joined), self.config)
+            verdict = track_verdict(lang, self.lid.scores(joined, self.k[lang]), text_units(joined, self.config.cjk_weight),
+                                    self.config)
             verdict["cue_agreement"] = round(agreement, 3)
             track.cue_lid = cue_labels
             item.lid[lang] = verdict

@@ -10,7 +10,9 @@ leaves either a complete, indexed shard or files that the next run removes and r
 from __future__ import annotations
 
 import json
+import os
 import tarfile
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -106,6 +108,18 @@ def index_row(item: VideoItem, clip: Clip, key: str) -> dict:
     }
 
 
+STALL_ENV = "MHOWTO_STALL_BEFORE_INDEX_S"
+
+
+def stall_point() -> None:
+    """A fault-injection point for the kill tests and the soak: with ``STALL_ENV`` set,
+    a commit waits that many seconds between its tar and its index (the window in which a
+    killed worker leaves a tar without an index)."""
+    seconds = float(os.environ.get(STALL_ENV, "0") or 0)
+    if seconds > 0:
+        time.sleep(seconds)
+
+
 class ShardCommit:
     """Write and commit one unit straight into the dataset's storage. Not a per-item
     Operator: it sees a whole unit."""
@@ -165,6 +179,8 @@ class ShardCommit:
         tmp["stats"].write_text(json.dumps(stats, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
         kinds = ("tar", "stats", "index") if rows else ("stats", "index")
         for kind in kinds:  # the index last: it is the commit marker
+            if kind == "index":
+                stall_point()
             self.storage.put_file(tmp[kind], final[kind])
         return stats
 
@@ -192,7 +208,9 @@ def count_video(stats: dict, item: VideoItem) -> None:
         if track.encoding != "utf-8":
             _bump(stats["encodings"], track.encoding)
         if track.repairs:
-            stats["repaired_lines"] = stats.get("repaired_lines", 0) + track.repairs
+            stats["repaired_cues"] += track.repairs
+        for reason, n in track.dropped_cues.items():
+            stats["cues_dropped"][reason] = stats["cues_dropped"].get(reason, 0) + n
     stats["requests"] += item.requests
     for stage, secs in item.timings.items():
         stats["timings_s"][stage] = round(stats["timings_s"].get(stage, 0.0) + secs, 4)

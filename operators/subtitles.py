@@ -1,8 +1,9 @@
 """Subtitles stage: every downloaded track to one clean cue list per language.
 
 It reads the raw files the download stage fetched (``item.raw_tracks``). The item gains
-``tracks`` ({lang: Track}, kind ``manual``, ``asr`` or ``asr-rolling``) and
-``track_errors`` ({lang: reason}) for the tracks that could not be read. A broken track never fails the video; a video with no
+``tracks`` ({lang: Track}, kind ``manual``, ``asr`` or ``asr-rolling``, with the codec
+the file was read in, the cues mended of double encoding and the cues dropped by reason)
+and ``track_errors`` ({lang: reason}) for the tracks that could not be read. A broken track never fails the video; a video with no
 readable track fails with ``no_subtitles``. In source mode (``source.captions``) the
 tracks come from released how2 JSON files instead of downloaded files.
 """
@@ -10,11 +11,14 @@ tracks come from released how2 JSON files instead of downloaded files.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from multihowto.operators.base import Operator, StageError
 from multihowto.operators.caption_formats import (
+    DEFAULT_LIMITS,
     CaptionFormatError,
+    ParsedCaptions,
     parse_caption_bytes,
     parse_caption_file,
 )
@@ -24,21 +28,31 @@ from multihowto.schemas.index import how2_file
 from multihowto.schemas.item import Track, VideoItem
 
 
-def read_track(path: str, drop_sound_tags: bool = True, min_cue_s: float = 0.05) -> dict:
-    """Parse, de-duplicate (rolling ASR) and normalise one subtitle file."""
-    fmt, raw = parse_caption_file(path)
-    return clean_track(fmt, raw, drop_sound_tags, min_cue_s)
+def read_track(path: str, lang: str = "", cfg: SubtitlesConfig = DEFAULT_LIMITS) -> dict:
+    """Parse, de-duplicate (rolling ASR) and normalise one subtitle file whose track
+    claims language ``lang`` (may be empty)."""
+    return clean_track(parse_caption_file(path, lang, cfg), cfg.drop_sound_tags, cfg.min_cue_s)
 
 
-def clean_track(fmt: str, raw: list, drop_sound_tags: bool = True, min_cue_s: float = 0.05) -> dict:
-    rolling = fmt == "vtt" and is_rolling(raw)
+def track_from_bytes(fmt: str, data: bytes, lang: str, cfg: SubtitlesConfig = DEFAULT_LIMITS) -> dict:
+    """A downloaded track's bytes (format ``fmt``, claiming ``lang``) to its track
+    dict; bad input raises CaptionFormatError with the reason."""
+    return clean_track(parse_caption_bytes(fmt, data, lang, cfg), cfg.drop_sound_tags, cfg.min_cue_s)
+
+
+def clean_track(parsed: ParsedCaptions, drop_sound_tags: bool = True, min_cue_s: float = 0.05) -> dict:
+    raw = parsed.cues
+    rolling = parsed.format == "vtt" and is_rolling(raw)
     segments = dedupe_rolling(raw, drop_sound_tags) if rolling else plain_segments(raw, drop_sound_tags, min_cue_s)
     if not segments:
         raise CaptionFormatError("empty_track", "no cue with text")
     return {
         "cues": [[round(s.start, 3), round(s.end, 3), s.text] for s in segments],
-        "format": fmt,
+        "format": parsed.format,
         "kind": "asr-rolling" if rolling else "manual",
+        "encoding": parsed.encoding,
+        "repairs": parsed.repairs,
+        "dropped_cues": parsed.dropped,
     }
 
 
@@ -56,18 +70,23 @@ def load_how2(folder: str | Path, langs: tuple[str, ...]) -> dict[str, dict]:
     return out
 
 
-def how2_track(entry: dict, drop_sound_tags: bool = True) -> dict:
-    """One video's entry of a how2 file as a track; malformed entries raise
-    CaptionFormatError."""
+def how2_track(entry: dict, drop_sound_tags: bool = True, cfg: SubtitlesConfig = DEFAULT_LIMITS) -> dict:
+    """One video's entry of a how2 file as a track, within ``cfg``'s cue caps;
+    malformed entries raise CaptionFormatError."""
     try:
         triples = list(zip(entry["start"], entry["end"], entry["text"], strict=True))
-        cues = [(float(s), float(e), str(t)) for s, e, t in triples if float(e) >= float(s)]
+        timed = [(float(s), float(e), str(t)) for s, e, t in triples[: cfg.max_cues + 1]]
     except (KeyError, TypeError, ValueError) as e:
         raise CaptionFormatError("malformed_how2", f"{type(e).__name__}: {e}") from None
+    if len(triples) > cfg.max_cues:
+        raise CaptionFormatError("too_many_cues", f"{len(triples)} cues > subtitles.max_cues={cfg.max_cues}")
+    cues = [c for c in timed if math.isfinite(c[0]) and c[0] <= c[1] <= c[0] + cfg.max_cue_s]
+    long = sum(1 for s, e, _ in timed if math.isfinite(s) and e > s + cfg.max_cue_s)
     segments = plain_segments(cues, drop_sound_tags)
     if not segments:
-        raise CaptionFormatError("empty_track", "no cue with text")
-    return {"cues": [[round(s.start, 3), round(s.end, 3), s.text] for s in segments], "format": "how2", "kind": "manual"}
+        raise CaptionFormatError("cue_too_long" if long else "empty_track", "no cue with text")
+    return {"cues": [[round(s.start, 3), round(s.end, 3), s.text] for s in segments], "format": "how2", "kind": "manual",
+            "encoding": "utf-8", "repairs": 0, "dropped_cues": {"cue_too_long": long} if long else {}}
 
 
 class ParseSubtitles(Operator[SubtitlesConfig]):
@@ -93,8 +112,7 @@ class ParseSubtitles(Operator[SubtitlesConfig]):
         cfg = self.config
         for lang, raw in sorted(item.raw_tracks.items()):
             try:
-                cues = parse_caption_bytes(raw.format, raw.data)
-                track = clean_track(raw.format, cues, cfg.drop_sound_tags, cfg.min_cue_s)
+                track = track_from_bytes(raw.format, raw.data, lang, cfg)
             except CaptionFormatError as e:
                 item.track_errors[lang] = e.reason
                 continue
@@ -112,7 +130,7 @@ class ParseSubtitles(Operator[SubtitlesConfig]):
             if entry is None:
                 continue
             try:
-                item.tracks[lang] = Track(**how2_track(entry, self.config.drop_sound_tags))
+                item.tracks[lang] = Track(**how2_track(entry, self.config.drop_sound_tags, self.config))
             except CaptionFormatError as e:
                 item.track_errors[lang] = e.reason
         if not item.tracks:

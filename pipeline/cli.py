@@ -1,6 +1,7 @@
 """``mhowto``: the command line.
 
     mhowto dataset --region local        build the dataset of a region profile
+    mhowto doctor --region aws-us        what yt-dlp finds on this node; refuse what cannot run
     mhowto inspect data/local            what a built dataset holds
     mhowto browse data/local             look at it in a browser (read-only, 127.0.0.1)
     mhowto build-sample                  build the sample video site
@@ -37,6 +38,13 @@ def cmd_dataset(args: argparse.Namespace) -> int:
             check_manifest(cfg.source.manifest)  # before anything is created
     except (ConfigError, ManifestError) as e:
         return _error(e)
+    from multihowto.pipeline.doctor import preflight
+
+    problems = preflight(cfg)  # a node that cannot run the region says so before any video fails
+    for problem in problems:
+        print(f"error: region {cfg.name} cannot run on this node: {problem} (see `mhowto doctor`)", file=sys.stderr)
+    if problems:
+        return 2
     print(f"[region] {cfg.name}: output {cfg.output}, ray {cfg.ray_address}, partition {cfg.partition}")
     try:
         summary = run_dataset(cfg, retry_failed=args.retry_failed)
@@ -65,6 +73,23 @@ def _error(e: Exception) -> int:
     """A refused input: one ``error:`` line on stderr (no traceback), exit status 2."""
     print("error: " + " ".join(str(e).split()), file=sys.stderr)
     return 2
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from multihowto.pipeline.doctor import inspect_node, render
+
+    path = Path(args.profile) if args.profile else region_path(args.region)
+    try:
+        cfg = load_region(path)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    findings = inspect_node(cfg)
+    print(render(cfg, findings))
+    problems = [f"{f.name}: {f.detail}" for f in findings if f.required and not f.ok]
+    for problem in problems:
+        print(f"error: region {cfg.name} cannot run here: {problem}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -192,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--profile", help="path to a region profile (overrides --region)")
     d.add_argument("--retry-failed", action="store_true", help="re-try the videos that failed in earlier runs, in new units")
     d.set_defaults(func=cmd_dataset)
+
+    dr = sub.add_parser("doctor", help="what yt-dlp finds on this node (JS runtime, ffmpeg, cookies, proxy); exit 2 if the region cannot run")
+    dr.add_argument("--region", default="local", help="deploy/regions/{REGION}.yaml (default: local)")
+    dr.add_argument("--profile", help="path to a region profile (overrides --region)")
+    dr.set_defaults(func=cmd_doctor)
 
     i = sub.add_parser("inspect", help="summarise a built dataset")
     i.add_argument("path")

@@ -10,7 +10,13 @@ import tarfile
 
 from multihowto.pipeline.quoting import quote_terminal as q
 from multihowto.pipeline.storage import Storage, as_storage
-from multihowto.pipeline.summary import DatasetSummary, committed_shards, read_index, summarise
+from multihowto.pipeline.summary import (
+    DatasetSummary,
+    committed_shards,
+    label,
+    read_index,
+    summarise,
+)
 from multihowto.schemas.frames import unpack_jpegs
 from multihowto.schemas.index import INDEX_SUFFIX, TAR_SUFFIX
 from multihowto.schemas.sample import FRAMES_EXT, LANGS, text_ext
@@ -86,8 +92,8 @@ def render_summary(s: DatasetSummary) -> list[str]:
         out.append(f"  manifest rows rejected: {len(s.rejected_rows)}")
     if s.totals or any(s.counters.values()):
         out += ["", "other counts:"]
-        out += [f"  {q(k)}: {v:g}" for k, v in sorted(s.totals.items())]
-        out += [f"  {q(k)}: " + ", ".join(f"{q(r)}={n:g}" for r, n in sorted(c.items())) for k, c in sorted(s.counters.items()) if c]
+        out += [f"  {q(label(k))}: {v:g}" for k, v in sorted(s.totals.items())]
+        out += [f"  {q(label(k))}: " + ", ".join(f"{q(r)}={n:g}" for r, n in sorted(c.items())) for k, c in sorted(s.counters.items()) if c]
     return out
 
 

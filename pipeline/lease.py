@@ -4,8 +4,9 @@
 put), holding the run id, host, pid and the time of its last heartbeat. The holder
 refreshes the heartbeat from a thread; a second run finds a fresh lease and is refused
 with who holds it. A lease whose heartbeat is older than ``stale_s`` belongs to a run
-that died: the next run removes it and takes the output over. The holder checks at each
-heartbeat that the lease is still its own, and the run stops if it is not.
+that died: the next run removes it and takes the output over, and so does one whose
+holder ran on this machine and whose process is gone (a SIGKILLed driver). The holder
+checks at each heartbeat that the lease is still its own, and the run stops if it is not.
 """
 
 from __future__ import annotations
@@ -17,7 +18,24 @@ import threading
 import time
 import uuid
 
+import psutil
+
 from multihowto.schemas.index import LEASE_FILE
+
+
+def _started(pid: int) -> float:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return 0.0
+
+
+def _dead_here(held: dict) -> bool:
+    """The lease's holder ran on this machine and its process is gone: no need to wait
+    for its heartbeat to go stale."""
+    if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
+        return False
+    return _started(held["pid"]) != held.get("pid_started")
 
 
 class OutputBusy(RuntimeError):
@@ -36,7 +54,7 @@ class OutputLease:
     def _record(self) -> bytes:
         now = self.clock()
         return json.dumps({"run_id": self.run_id, "host": socket.gethostname(), "pid": os.getpid(),
-                           "heartbeat": now}).encode()
+                           "pid_started": _started(os.getpid()), "heartbeat": now}).encode()
 
     def holder(self) -> dict | None:
         try:
@@ -56,7 +74,7 @@ class OutputLease:
             if held is None:
                 continue  # released between our two calls
             age = self.clock() - float(held.get("heartbeat", 0) or 0)
-            if age < self.stale_s:
+            if age < self.stale_s and not _dead_here(held):
                 raise OutputBusy(
                     f"{self.storage.uri} is in use by run {held.get('run_id')} (host {held.get('host')}, pid "
                     f"{held.get('pid')}; last heartbeat {age:.0f}s ago). Wait for it to finish, or use another output; "

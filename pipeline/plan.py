@@ -240,6 +240,12 @@ def read_unit_rows(storage, task: UnitTask) -> list[tuple[str, str]]:
     return out
 
 
+def planned_ids(storage) -> list[str]:
+    """Every video id of the manifest's plan, in plan order."""
+    with storage.open_random(PLAN_ROWS_FILE) as f:
+        return pq.ParquetFile(f).read(columns=["video_id"]).column("video_id").to_pylist()
+
+
 def read_rejected(storage, limit: int | None = None) -> list[dict]:
     """The manifest rows the plan rejected (``line, reason, value``), the first ``limit``."""
     if not storage.exists(PLAN_REJECTED_FILE):

@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 
+from multihowto.pipeline import reaper
 from multihowto.pipeline.ratelimit import HostRateLimiter
 from multihowto.pipeline.unit import UnitRunner
 from multihowto.schemas.config import RegionConfig
@@ -63,6 +64,7 @@ def init_ray(address: str) -> None:
     }
     if address in ("", "local"):
         ray.init(address="local", num_cpus=os.cpu_count(), **quiet)  # always a new instance
+        reaper.start(os.getpid())  # this instance dies with its driver, even a SIGKILLed one
         return
     if address != "auto" and ":" in address and "://" not in address:
         _probe_gcs(address)

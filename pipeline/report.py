@@ -12,7 +12,7 @@ from multihowto.pipeline.how2 import export_how2
 from multihowto.pipeline.plots import write_plots
 from multihowto.pipeline.quoting import quote_md as q
 from multihowto.pipeline.storage import as_storage
-from multihowto.pipeline.summary import DatasetSummary, summarise
+from multihowto.pipeline.summary import DatasetSummary, label, summarise
 from multihowto.schemas.index import CARD_FILE
 from multihowto.schemas.sample import LANGS
 
@@ -70,8 +70,8 @@ def render_card(s: DatasetSummary, plots: dict[str, str]) -> str:
     lines += ["", f"![failures]({plots['failures.png']})", "", "## Clip lengths", "", f"![clip lengths]({plots['clip_lengths.png']})", ""]
     if s.totals or any(s.counters.values()):
         lines += ["## Other counts", ""]
-        lines += [f"- {q(k)}: {v:g}" for k, v in sorted(s.totals.items())]
-        lines += [f"- {q(k)}: {_counts(c)}" for k, c in sorted(s.counters.items()) if c]
+        lines += [f"- {q(label(k))}: {v:g}" for k, v in sorted(s.totals.items())]
+        lines += [f"- {q(label(k))}: {_counts(c)}" for k, c in sorted(s.counters.items()) if c]
         lines.append("")
     lines += ["## Stage time (summed over videos, seconds)", ""]
     for stage, secs in s.timings_s.items():

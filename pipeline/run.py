@@ -25,10 +25,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from multihowto.operators.download import allow_origin
 from multihowto.pipeline.lease import OutputLease
 from multihowto.pipeline.manifest import check_manifest
 from multihowto.pipeline.plan import add_retry_units, make_plan
-from multihowto.pipeline.storage import LocalStorage, open_storage
+from multihowto.pipeline.storage import LocalStorage, locate, open_storage
 from multihowto.schemas.config import RegionConfig
 from multihowto.schemas.index import PLAN_FILE, shard_files
 
@@ -74,34 +75,29 @@ def open_source(cfg: RegionConfig) -> Iterator[Source]:
 
         site = build_site(Path(src.site_dir))
         with serve(site) as base_url:
-            yield Source(str(site / "manifest.csv"), SITE_ORIGIN, allow_origin(cfg, base_url), base_url)
+            live = dataclasses.replace(cfg, download=allow_origin(cfg.download, base_url))
+            yield Source(str(site / "manifest.csv"), SITE_ORIGIN, live, base_url)
     elif src.manifest.startswith("s3://"):
-        folder, _, name = src.manifest.rpartition("/")
+        storage, name = locate(src.manifest, cfg.s3_endpoint, cfg.s3_region)
         with tempfile.TemporaryDirectory(prefix="mhowto-manifest-") as tmp:
             local = Path(tmp) / name
-            local.write_bytes(open_storage(folder, cfg.s3_endpoint, cfg.s3_region).get_bytes(name))
+            with storage.open_read(name) as body, open(local, "wb") as f:
+                shutil.copyfileobj(body, f)  # streamed: a manifest of millions of rows never sits in memory
             check_manifest(local)
             yield Source(str(local), "", cfg)
     else:
         yield Source(src.manifest, "", cfg)
 
 
-def allow_origin(cfg: RegionConfig, base_url: str) -> RegionConfig:
-    """``cfg`` with the served site's ``host:port`` as its only allowed origin."""
-    import urllib.parse
-
-    netloc = urllib.parse.urlparse(base_url).netloc
-    return dataclasses.replace(cfg, download=dataclasses.replace(cfg.download, allowed_hosts=(netloc.split(":")[0],)))
-
-
-def check_output(storage) -> None:
-    """Refuse an output that holds files but no plan of ours: its files are the user's."""
+def check_output(storage, ours: tuple[str, ...] = ()) -> None:
+    """Refuse an output that holds files but no plan of ours: its files are the user's.
+    ``ours``: names the caller itself put there (the recipe's stamp)."""
     if storage.exists(PLAN_FILE):
         return
     if isinstance(storage, LocalStorage):
-        present = sorted(p.name for p in storage.root.iterdir())[:5]
+        present = sorted(p.name for p in storage.root.iterdir() if p.name not in ours)[:5]
     else:
-        present = storage.list("")[:5]
+        present = [n for n in storage.list("") if n not in ours][:5]
     if present:
         raise OutputNotOurs(
             f"{storage.uri} is not empty and holds no {PLAN_FILE} of a multihowto dataset "
@@ -114,16 +110,18 @@ def scratch_root(run_id: str) -> str:
     return str(Path(tempfile.gettempdir()) / "mhowto-scratch" / run_id)
 
 
-def run_dataset(cfg: RegionConfig, log=print, retry_failed: bool = False, progress: bool = True) -> RunSummary:
+def run_dataset(cfg: RegionConfig, log=print, retry_failed: bool = False, progress: bool = True,
+                ours: tuple[str, ...] = ()) -> RunSummary:
     """Run the region's plan; ``retry_failed`` first gives the videos that failed in
-    committed units to new retry units (their clips are added, none doubled)."""
+    committed units to new retry units (their clips are added, none doubled). ``ours``:
+    files the caller put in the output before the first run (see ``check_output``)."""
     from multihowto.pipeline import ray_runner
 
     started = time.perf_counter()
     if cfg.source.kind == "manifest" and not cfg.source.manifest.startswith("s3://"):
         check_manifest(cfg.source.manifest)  # a bad manifest is refused before anything is created
     storage = open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region)
-    check_output(storage)
+    check_output(storage, ours)
     with OutputLease(storage) as lease, open_source(cfg) as source:
         cfg = source.cfg
         plan = make_plan(source.manifest, cfg, storage, source.base_url)

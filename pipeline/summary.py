@@ -118,6 +118,21 @@ def read_index(storage: Storage, index_name: str, columns: list[str]):
         return pq.ParquetFile(f).read(columns=columns)
 
 
+# What the generic counters mean, for the card, inspect and the browser.
+LABELS = {
+    "requests": "HTTP requests made by the downloads",
+    "clips_dropped": "clips planned but not written (by reason)",
+    "cues_dropped": "subtitle cues dropped (by reason)",
+    "encodings": "tracks decoded from an encoding other than UTF-8",
+    "repaired_cues": "subtitle cues repaired of double encoding (mojibake)",
+}
+
+
+def label(key: str) -> str:
+    """A counter's readable name (its key when it has none)."""
+    return LABELS.get(key, key)
+
+
 def read_rejected_rows(storage: Storage) -> list[RejectedRow]:
     """The manifest rows the plan rejected, as the plan recorded them."""
     from multihowto.pipeline.plan import read_rejected
@@ -181,7 +196,7 @@ def summarise(storage) -> DatasetSummary:
                 continue
             if isinstance(value, dict):
                 _add_counts(s.counters[key], value)
-            elif isinstance(value, int | float) and not isinstance(value, bool):
+            elif isinstance(value, int | float) and not isinstance(value, bool) and value:
                 s.totals[key] += value
         shard_scores: dict[str, list[float]] = defaultdict(list)
         for v in st.get("per_video", []):

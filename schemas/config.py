@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import ipaddress
 import math
 import re
 import reprlib
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from multihowto.schemas.download import parse_host_entry
 from multihowto.schemas.frames import IMAGENET_MEAN, IMAGENET_STD
 from multihowto.schemas.sample import LANGS
 
@@ -81,7 +83,14 @@ RANGES: dict[str, Range] = {
     "download.host_rate_per_s": Range(0, 10_000),  # requests/s; 0: no limit
     "download.host_burst": Range(1, 10_000),
     "download.rate_limit_bytes": Range(0, 1 << 40),  # bytes/s; 0: no limit
+    "download.deadline_s": Range(0, 86_400, open_lo=True),
+    "download.max_filesize": Range(1, 1 << 40),
+    "download.max_track_bytes": Range(1, 1 << 30),
     "subtitles.min_cue_s": Range(0, 60),
+    "subtitles.max_track_bytes": Range(1, 1 << 30),
+    "subtitles.max_cues": Range(1, 1_000_000),
+    "subtitles.max_cue_s": Range(0, 86_400, open_lo=True),
+    "langid.cjk_weight": Range(1, 10),
     "langid.min_chars": Range(0, 10_000),
     "langid.reject_score": Range(0, 1, open_lo=True),
     "langid.accept_floor": Range(0, 1, open_lo=True),
@@ -133,7 +142,18 @@ class DownloadConfig:
     backoff_max_s: float = 60.0
     host_rate_per_s: float = 0.0  # token bucket per host and download actor; 0: no limit
     host_burst: int = 4
-    allowed_hosts: tuple[str, ...] = ()  # URL allow-list (host names); empty: any host
+    # Checked before every request yt-dlp makes (redirect hops, media, tracks, fragments):
+    # entries are host (ports 80/443), host:port, .suffix (subdomains), IP literals
+    # (schemas/download.py). Empty: any host. Either way an address that is not global
+    # (loopback, private, link-local, CGNAT, cloud metadata) is refused unless an IP-literal
+    # entry or ``allowed_networks`` (CIDRs, e.g. 127.0.0.0/8) names it.
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_networks: tuple[str, ...] = ()
+    deadline_s: float = 600.0  # wall clock per video: page, media, tracks, retries and backoff
+    max_filesize: int = 1 << 30  # bytes one video's download may read (Content-Length and body)
+    max_track_bytes: int = 8 << 20  # bytes per subtitle track; a larger one loses that language
+    # yt-dlp's JavaScript runtimes for YouTube, in its --js-runtimes form: name or name:path
+    js_runtimes: tuple[str, ...] = ("deno",)
     cookies_file: str = ""
     proxy: str = ""
     geo_bypass_country: str = ""
@@ -144,6 +164,14 @@ class DownloadConfig:
 class SubtitlesConfig:
     drop_sound_tags: bool = True
     min_cue_s: float = 0.05
+    # Caps on one track (operators/caption_formats.py), each a recorded reason: a file
+    # over max_track_bytes is refused unread (track_too_large); over max_cues cues,
+    # refused before they are built (too_many_cues); a cue longer than max_cue_s is
+    # dropped and counted (cue_too_long): its timing is broken, and it must not make
+    # later stages plan clips for hours.
+    max_track_bytes: int = 5 * 2**20
+    max_cues: int = 20_000
+    max_cue_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -151,7 +179,13 @@ class LangIdConfig:
     """Track verdicts (see operators/langid.py). Scores are fastText probabilities with
     the argmax restricted to the target languages."""
 
+    # Too little text for a verdict: fewer than min_chars letter-equivalents
+    # (operators/langid.py:text_units). Only letters and marks count (digits, punctuation
+    # and spaces tell fastText nothing), and a Han, kana or Hangul character counts
+    # cjk_weight letters, as one carries about a word's worth of text: a whole 9-character
+    # Chinese sentence is 27 units, a 12-letter English fragment 12.
     min_chars: int = 12
+    cjk_weight: float = 3.0
     # Chosen by `mhowto lid-table` on real CLDR text (README: "Language ID thresholds"):
     # reject_score is the grid value catching the most wrong-language tracks; each
     # floor is the largest that rejected at most 1% of genuine tracks of its language.
@@ -211,6 +245,9 @@ class FeaturesConfig:
     device: str = "auto"  # auto: CUDA when present, else CPU
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+
+
+JS_RUNTIMES = ("deno", "node", "bun", "quickjs")  # what yt-dlp's js_runtimes accepts
 
 
 @dataclass(frozen=True)
@@ -368,6 +405,21 @@ def validate(cfg: RegionConfig) -> RegionConfig:
         bad("download.backoff_max_s", "need backoff_base_s <= backoff_max_s")
     if cfg.download.cookies_file and not Path(cfg.download.cookies_file).is_file():
         bad("download.cookies_file", "no such file")
+    for i, entry in enumerate(cfg.download.allowed_hosts):
+        try:
+            parse_host_entry(entry)
+        except ValueError as e:
+            bad(f"download.allowed_hosts[{i}]", str(e))
+    for i, net in enumerate(cfg.download.allowed_networks):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            bad(f"download.allowed_networks[{i}]", f"expected a CIDR network such as 127.0.0.0/8, got {net[:80]!r}")
+    for i, rt in enumerate(cfg.download.js_runtimes):
+        if rt.split(":", 1)[0] not in JS_RUNTIMES:
+            bad(f"download.js_runtimes[{i}]", f"{rt[:80]!r}: expected NAME or NAME:PATH with NAME one of {', '.join(JS_RUNTIMES)}")
+    if not cfg.subtitles.min_cue_s < cfg.subtitles.max_cue_s:
+        bad("subtitles.max_cue_s", "need min_cue_s < max_cue_s")
     if not cfg.langid.accept_floor < cfg.langid.reject_score:
         bad("langid.accept_floor", "need accept_floor < reject_score")
     for lang, floor in cfg.langid.accept_floor_per_lang.items():

@@ -75,6 +75,8 @@ def new_stats(shard: str, unit: int) -> dict:
         "track_errors": {},  # lang -> {reason: count}
         "clips_dropped": {},  # reason -> clips planned by align but not written
         "encodings": {},  # encoding -> tracks decoded from it (UTF-8 not counted)
+        "repaired_cues": 0,  # cues mended of double encoding (mojibake)
+        "cues_dropped": {},  # reason -> cues dropped from tracks (cue_too_long, ...)
         "requests": 0,  # HTTP requests made by the downloads
         "timings_s": {},  # stage -> summed seconds
         "per_video": [],

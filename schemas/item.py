@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from multihowto.schemas.download import RawTrack
+
 
 @dataclass(frozen=True)
 class UnitTask:
@@ -34,16 +36,6 @@ class Failure:
 
 
 @dataclass
-class RawTrack:
-    """A subtitle file as fetched: its bytes and where they came from."""
-
-    format: str  # json3 | vtt | srt
-    data: bytes
-    kind: str = "manual"  # manual | asr (YouTube's automatic captions)
-    tag: str = ""  # the language tag as the source named it (``zh-Hans``, ``en-US``)
-
-
-@dataclass
 class Track:
     """One language's cleaned cue list."""
 
@@ -52,7 +44,8 @@ class Track:
     kind: str  # manual | asr | asr-rolling
     tag: str = ""
     encoding: str = "utf-8"
-    repairs: int = 0  # lines whose mojibake was repaired
+    repairs: int = 0  # cues whose double encoding was repaired
+    dropped_cues: dict[str, int] = field(default_factory=dict)  # reason -> cues dropped
     cue_lid: list[str] = field(default_factory=list)  # fastText's top label per cue
 
 

@@ -75,7 +75,12 @@ def s3():
     import os
 
     import boto3
+    import ray
     from moto.server import ThreadedMotoServer
+
+    # Ray workers read S3 themselves now: a Ray left running by an earlier test would not
+    # have these credentials in its environment, so the next run starts a new one.
+    ray.shutdown()
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -86,7 +86,9 @@ def region(rc: RecipeConfig):
 
 def prepare(rc: RecipeConfig, log=print) -> Path:
     """Build the recipe site and dataset, the split files and the tokenizer."""
+    from multihowto.pipeline.plan import planned_ids
     from multihowto.pipeline.run import run_dataset
+    from multihowto.pipeline.storage import LocalStorage
     from multihowto.sample_site.build import build_site
     from multihowto.trainer.tokenizer import corpus_texts, train_tokenizer
 
@@ -97,10 +99,9 @@ def prepare(rc: RecipeConfig, log=print) -> Path:
     data = Path(cfg.output)
     claim_folder(data, (site / ".built").read_text(), "was built from another recipe site: rebuilding it", log)
     t = time.perf_counter()
-    summary = run_dataset(cfg, log=log)
+    summary = run_dataset(cfg, log=log, ours=(BUILT_FROM,))
     log(f"[recipe] dataset {cfg.output}: {summary.clips} new clips ({time.perf_counter() - t:.0f}s)")
-    ids = json.loads((data / "_plan.json").read_text())["units"]
-    all_ids = sorted(v for unit in ids.values() for v in unit)
+    all_ids = sorted(planned_ids(LocalStorage(data)))
     (data / "splits").mkdir(exist_ok=True)
     for split in SPLITS:
         (data / "splits" / f"{split}.txt").write_text("\n".join(v for v in all_ids if split_of(v) == split) + "\n")

@@ -6,19 +6,32 @@ normalisation that follow emit segments with end > start and non-empty text.
 `make fuzz` runs the same properties with 20,000 examples each.
 """
 
+import codecs
 import json
 import math
+import unicodedata
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from multihowto.operators.caption_formats import (
+    DEFAULT_LIMITS,
+    FORMATS,
     CaptionFormatError,
+    ParsedCaptions,
+    parse_caption_bytes,
     parse_json3,
     parse_srt,
     parse_vtt,
 )
-from multihowto.operators.caption_text import dedupe_rolling, is_rolling, plain_segments
+from multihowto.operators.caption_text import (
+    dedupe_rolling,
+    is_rolling,
+    normalise_text,
+    plain_segments,
+)
+from multihowto.schemas.config import SubtitlesConfig
+from multihowto.schemas.sample import LANGS
 from tests.conftest import DATA
 
 FIXTURES = [(DATA / name).read_text(encoding="utf-8") for name in ("youtube_rolling.en.vtt", "manual.de.vtt")]
@@ -126,3 +139,69 @@ _event = st.fixed_dictionaries(
 @given(st.one_of(_json.map(json.dumps), st.lists(_event, max_size=8).map(lambda evs: json.dumps({"events": evs})), st.text(max_size=100)))
 def test_json3_parser(text):
     _parse_or_reason(parse_json3, text)
+
+
+def _bytes_or_reason(fmt, data, lang, cfg=DEFAULT_LIMITS):
+    try:
+        parsed = parse_caption_bytes(fmt, data, lang, cfg)
+    except CaptionFormatError as e:
+        assert e.reason
+        return None
+    assert isinstance(parsed, ParsedCaptions) and parsed.encoding
+    _check_cues(parsed.cues)
+    _check_pipeline(parsed.cues)
+    assert len(parsed.cues) <= cfg.max_cues
+    assert all(end - start <= cfg.max_cue_s for start, end, _ in parsed.cues)
+    return parsed
+
+
+_langs = st.sampled_from(("", *LANGS))
+
+
+@given(st.binary(max_size=600), st.sampled_from(FORMATS), _langs)
+def test_any_bytes_give_cues_or_a_reason(data, fmt, lang):
+    _bytes_or_reason(fmt, data, lang)
+
+
+_ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "cp1252", "latin-1", "cp1251", "koi8_r", "gb18030", "cp1250"]
+
+
+@given(
+    st.one_of(_vtt_doc, _mutated(FIXTURES), _mutated([SRT])),
+    st.sampled_from(_ENCODINGS),
+    _langs,
+    st.sampled_from(FORMATS),
+    st.sampled_from([b"", codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF32_BE]),
+    st.integers(1, 30),
+)
+def test_real_files_in_any_encoding_give_cues_or_a_reason(text, encoding, lang, fmt, bom, max_cues):
+    data = bom + text.encode(encoding, errors="replace")
+    _bytes_or_reason(fmt, data, lang, SubtitlesConfig(max_cues=max_cues, max_cue_s=5.0))
+
+
+@given(st.text(max_size=200))
+def test_normalised_text_has_no_control_characters(text):
+    out = normalise_text(text)
+    assert not any(unicodedata.category(ch) == "Cc" for ch in out)
+    assert out == out.strip()
+
+
+@given(st.lists(st.tuples(st.integers(0, 10**7), st.integers(0, 10**5), _cue_text.filter(lambda t: t.strip() and "\n\n" not in t)), max_size=8))
+def test_srt_cue_numbers_are_optional(cues):
+    def doc(numbered):
+        blocks = []
+        for i, (start_ms, dur_ms, text) in enumerate(cues):
+            def ts(ms):
+                return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+            blocks.append((f"{i + 1}\n" if numbered else "") + f"{ts(start_ms)} --> {ts(start_ms + dur_ms)}\n{text.strip()}\n")
+        return "\n".join(blocks)
+
+    try:
+        with_numbers = parse_srt(doc(True))
+    except CaptionFormatError:
+        with_numbers = None
+    try:
+        without = parse_srt(doc(False))
+    except CaptionFormatError:
+        without = None
+    assert with_numbers == without

@@ -1,42 +1,55 @@
 """yt-dlp against the sample site on 127.0.0.1: the video and all its tracks."""
 
+import dataclasses
 from pathlib import Path
 
+import pytest
+
 from multihowto.operators.download import DownloadVideo, classify_download_error
-from multihowto.schemas.item import VideoItem
 from multihowto.schemas.sample import LANGS
+from tests.operators.video_items import video
 
 
-def video(tmp_path, video_id, url):
-    scratch = tmp_path / "work" / video_id
-    scratch.mkdir(parents=True, exist_ok=True)
-    return VideoItem(video_id, url, 0, scratch=str(scratch))
+@pytest.fixture()
+def cfg(cfg):
+    """The shared config, allowed to reach the loopback site (refused by default)."""
+    return dataclasses.replace(cfg, download=dataclasses.replace(cfg.download, allowed_networks=("127.0.0.0/8",)))
 
 
-def op_for(cfg):
-    return DownloadVideo(cfg.download, cfg.langs)
+def test_loopback_is_refused_unless_allowed(cfg, site_url, tmp_path):
+    cfg = dataclasses.replace(cfg, download=dataclasses.replace(cfg.download, allowed_networks=()))
+    [item] = DownloadVideo(cfg.download, cfg.langs).process_batch([video(tmp_path, "sample-00", site_url + "v/sample-00.html")])
+    assert item.status == "failed" and item.failure.reason.startswith("host_not_allowed")
+    assert item.requests == 0
 
 
 def test_downloads_video_and_every_track(cfg, site_url, tmp_path):
-    [item] = op_for(cfg).process_batch([video(tmp_path, "sample-00", site_url + "v/sample-00.html")])
+    op = DownloadVideo(cfg.download, cfg.langs)
+    [item] = op.process_batch([video(tmp_path, "sample-00", site_url + "v/sample-00.html")])
     assert item.ok, item.failure
     assert Path(item.video_path).suffix == ".mp4" and Path(item.video_path).read_bytes()[4:8] == b"ftyp"  # a real mp4
     assert set(item.raw_tracks) == set(LANGS)
     assert item.raw_tracks["zh"].format == "vtt" and item.raw_tracks["zh"].data.startswith(b"WEBVTT")
     assert item.info["extractor"] == "html5"
-    assert sorted(p.name for p in item.scratch_dir.iterdir()) == ["video.mp4"]  # the tracks are in the item
+    assert item.raw_tracks["de"].kind == "manual" and item.raw_tracks["de"].tag == "de"
+    assert item.track_errors == {} and item.download_attempts == 1 and item.retried == []
+    assert item.requests == 1 + 1 + len(LANGS)  # page, video, one per track
+    assert [p.name for p in item.scratch_dir.iterdir()] == ["video.mp4"]  # the video waits for the frame stage
 
 
 def test_missing_languages_are_simply_absent(cfg, site_url, tmp_path):
-    [item] = op_for(cfg).process_batch([video(tmp_path, "sample-04", site_url + "v/sample-04.html")])
+    op = DownloadVideo(cfg.download, cfg.langs)
+    [item] = op.process_batch([video(tmp_path, "sample-04", site_url + "v/sample-04.html")])
     assert set(LANGS) - set(item.raw_tracks) == {"sw", "cs"}
 
 
 def test_not_found_is_recorded(cfg, site_url, tmp_path):
-    [item] = op_for(cfg).process_batch([video(tmp_path, "nope", site_url + "v/nope.html")])
+    op = DownloadVideo(cfg.download, cfg.langs)
+    [item] = op.process_batch([video(tmp_path, "nope", site_url + "v/nope.html")])
     assert item.status == "failed" and item.failure.stage == "download"
-    assert item.failure.reason == "http_404"
+    assert item.failure.reason.startswith("http_404")
     assert "127.0.0.1" not in item.failure.detail  # URLs are stripped from recorded errors
+    assert not any(item.scratch_dir.iterdir())  # a failed download leaves no files either
 
 
 def test_error_classification():
@@ -47,18 +60,21 @@ def test_error_classification():
     assert classify_download_error("read timed out").reason == "timeout"
 
 
-def test_one_downloader_many_videos_keeps_files_apart(cfg, site_url, small_site, tmp_path):
-    import json
+def test_one_actor_many_videos_keeps_files_apart(cfg, site_url, small_site, tmp_path):
+    def small_site_truth():
+        import json
 
-    items = op_for(cfg).process_batch([
+        return json.loads((small_site / "truth.json").read_text())
+
+    op = DownloadVideo(cfg.download, cfg.langs)
+    items = op.process_batch([
         video(tmp_path, "first", site_url + "v/sample-00.html"),
         video(tmp_path, "gone", site_url + "v/missing.html"),
         video(tmp_path, "second", site_url + "v/sample-04.html"),
     ])
     assert [i.status for i in items] == ["ok", "failed", "ok"]
-    site = json.loads((small_site / "truth.json").read_text())
-    assert Path(items[0].video_path).parent.name == "first" and Path(items[2].video_path).parent.name == "second"
-    assert Path(items[0].video_path).stat().st_size != Path(items[2].video_path).stat().st_size  # each its own file
+    site = small_site_truth()
+    assert len(Path(items[0].video_path).read_bytes()) != len(Path(items[2].video_path).read_bytes())  # each its own file
     assert items[0].raw_tracks["en"].data != items[2].raw_tracks["en"].data
     assert site["sample-00"]["cues"][0]["texts"]["de"].encode() in items[0].raw_tracks["de"].data
     assert len(items[2].raw_tracks) == 7

@@ -1,6 +1,6 @@
 """Language ID with the real lid.176 model on real CLDR text."""
 
-from multihowto.operators.langid import LanguageId, LanguageIdentifier, track_verdict
+from multihowto.operators.langid import LanguageId, LanguageIdentifier, text_units, track_verdict
 from multihowto.sample_site.material import load_emoji
 from multihowto.schemas.config import LangIdConfig
 from multihowto.schemas.item import Track, VideoItem
@@ -89,3 +89,27 @@ def test_a_chinese_track_is_classified_with_its_cues_apart():
     cues = "彩虹旗 煎蛋 九点半 星月 西瓜 旗: 斯里兰卡 黑心 快进按钮 来信".split(" ")
     [out] = LanguageId(LangIdConfig(), LANGS).process_batch([_video({"zh": _track(cues)})])
     assert out.lid["zh"]["verdict"] == "accept" and out.lid["zh"]["score"] > 0.9
+
+
+def test_text_length_is_fair_across_scripts():
+    """#15.9: a whole short Chinese sentence is enough text for a verdict; a few
+    characters of any script, or digits and punctuation, are not."""
+    assert text_units("我们今天一起做面包。") == 27  # 9 Han x 3; the full stop counts nothing
+    assert text_units("how to make") == 9  # letters only
+    assert text_units("오늘 빵을 만들어요") == 24 and text_units("パンを作ります") == 21
+    assert text_units("12:30 -- 12:45 !!!") == 0
+    cfg = LangIdConfig()
+    op = LanguageId(cfg, LANGS)
+    tracks = {
+        "zh": _track(["我们今天一起做面包。"]),  # one complete 9-character sentence
+        "ru": _track(["Спасибо!"]),  # 7 letters: too little, as before
+        "en": _track(["12:30 -- 12:45", "!!! ..."]),  # 16+ characters, but no word
+        "de": _track(["谢谢你！"]),  # 3 Han = 9 units: still too little
+    }
+    [out] = op.process_batch([_video(tracks)])
+    assert out.lid["zh"]["verdict"] == "accept", out.lid["zh"]
+    assert out.lid_rejected == {"ru": "too_little_text", "en": "too_little_text", "de": "too_little_text"}
+    assert cfg.min_chars == 12 and text_units("Спасибо!") < cfg.min_chars
+    # the weight is the profile's
+    [out] = LanguageId(LangIdConfig(cjk_weight=1.0), LANGS).process_batch([_video({"zh": _track(["我们今天一起做面包。"])})])
+    assert out.lid_rejected == {"zh": "too_little_text"}

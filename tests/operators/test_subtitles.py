@@ -1,6 +1,7 @@
 """The subtitle layer on the real formats: YouTube rolling ASR VTT, a manual VTT with
 STYLE/NOTE blocks, YouTube json3, and broken input."""
 
+import random
 import unicodedata
 
 import pytest
@@ -9,7 +10,8 @@ from multihowto.operators.caption_formats import CaptionFormatError, parse_capti
 from multihowto.operators.caption_text import dedupe_rolling, is_rolling, join_texts, normalise_text
 from multihowto.operators.subtitles import ParseSubtitles, read_track
 from multihowto.schemas.config import SubtitlesConfig
-from multihowto.schemas.item import RawTrack, VideoItem
+from multihowto.schemas.download import RawTrack
+from multihowto.schemas.item import VideoItem
 from multihowto.schemas.sample import LANGS
 from tests.conftest import DATA
 
@@ -24,8 +26,9 @@ ROLLING_ANSWER = [
 
 
 def test_rolling_vtt_becomes_clean_segments():
-    fmt, raw = parse_caption_file(DATA / "youtube_rolling.en.vtt")
-    assert fmt == "vtt" and is_rolling(raw)
+    parsed = parse_caption_file(DATA / "youtube_rolling.en.vtt")
+    raw = parsed.cues
+    assert parsed.format == "vtt" and is_rolling(raw)
     segments = dedupe_rolling(raw)
     assert [s.text for s in segments] == [t for _, _, t in ROLLING_ANSWER]
     for seg, (start, end, _) in zip(segments, ROLLING_ANSWER, strict=True):
@@ -52,8 +55,9 @@ def test_manual_vtt_with_style_note_voice_and_entities():
 
 
 def test_json3_events_become_lines():
-    fmt, raw = parse_caption_file(DATA / "youtube.en.json3")
-    assert fmt == "json3"
+    parsed = parse_caption_file(DATA / "youtube.en.json3")
+    raw = parsed.cues
+    assert parsed.format == "json3"
     assert [t.strip() for _, _, t in raw] == [
         "today we're going to make bread",
         "first mix the flour and water",
@@ -87,7 +91,7 @@ def test_json3_garbage_is_a_format_error():
 
 
 def _sub(name: str) -> RawTrack:
-    return RawTrack(format=name.rsplit(".", 1)[1], data=(DATA / name).read_bytes())
+    return RawTrack(format=name.rsplit(".", 1)[1], data=(DATA / name).read_bytes(), kind="manual", tag="en")
 
 
 def test_operator_records_a_broken_track_and_keeps_the_video():
@@ -107,12 +111,18 @@ def test_operator_fails_a_video_without_readable_tracks():
     assert out.failure.reason == "no_subtitles"
 
 
-def test_missing_or_non_utf8_files_are_format_errors(tmp_path):
+def test_missing_or_undecodable_files_are_format_errors(tmp_path):
     with pytest.raises(CaptionFormatError) as err:
         parse_caption_file(tmp_path / "gone.vtt")
     assert err.value.reason == "missing_file"
-    latin1 = tmp_path / "latin1.vtt"
-    latin1.write_bytes("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nCa\xe7a\n".encode("latin-1"))
+    # a UTF-16 byte-order mark followed by an odd number of bytes: certain, and broken
+    torn = tmp_path / "torn.vtt"
+    torn.write_bytes("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nÇa\n".encode("utf-16") + b"\x00")
     with pytest.raises(CaptionFormatError) as err:
-        parse_caption_file(latin1)
-    assert err.value.reason == "not_utf8"
+        parse_caption_file(torn, "fr")
+    assert err.value.reason == "undecodable" and "utf-16-le" in str(err.value)
+    noise = tmp_path / "noise.srt"  # no BOM, not UTF-8, and no code page reads it as text
+    noise.write_bytes(random.Random(0).randbytes(3000))
+    with pytest.raises(CaptionFormatError) as err:
+        parse_caption_file(noise, "de")
+    assert err.value.reason == "undecodable"

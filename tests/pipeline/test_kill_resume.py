@@ -1,7 +1,10 @@
-"""Nothing lost, nothing doubled: a run with faulty videos is killed (driver and all),
-resumed while one of its Ray workers is killed mid-stage, and ends with every clip of
-every good video exactly once, every bad video listed with its reason, and no partial
-shard on disk."""
+"""Nothing lost, nothing doubled: a run with faulty videos has its driver SIGKILLed
+(its own Ray goes with it), is resumed while one of its Ray workers is killed in the
+middle of writing a shard, and ends with every clip of every good video exactly once,
+every bad video listed with its reason, and no shard without its index.
+
+Processes are ended only by pid: the driver this test started, and the workers that
+descend from it. Another Ray instance on the machine is never touched."""
 
 import json
 import os
@@ -18,23 +21,27 @@ import pytest
 import webdataset as wds
 import yaml
 
+from multihowto.operators.shards import STALL_ENV
+
 pytestmark = pytest.mark.slow
 MHOWTO = [sys.executable, "-m", "multihowto.pipeline.cli"]
 
 
-def _ray_processes_since(t0: float) -> list[psutil.Process]:
-    out = []
-    for p in psutil.process_iter(["cmdline", "create_time"]):
-        try:
-            cmd = " ".join(p.info["cmdline"] or [])
-            if p.info["create_time"] >= t0 - 0.5 and ("ray" in cmd or "raylet" in cmd or "gcs_server" in cmd) and p.pid != os.getpid():
-                out.append(p)
-        except psutil.Error:
-            pass
-    return out
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
 
 
-def _kill_all(procs):
+def cmdline(p: psutil.Process) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:  # gone, or a zombie
+        return ""
+
+
+def kill_by_pid(procs) -> None:
     for p in procs:
         try:
             p.kill()
@@ -65,48 +72,52 @@ def test_killed_run_resumes_exactly_once(faulty_site, tmp_path):
     }))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-    # 1. kill the whole run once a few units are committed
-    t0 = time.time()
+    # 1. SIGKILL the run (its process group: the driver and its Ray) once a few units are committed
     with open(tmp_path / "run1.log", "w") as log:
         run1 = subprocess.Popen([*MHOWTO, "dataset", "--profile", str(profile)], stdout=log, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
+        seen: dict[int, psutil.Process] = {}
         deadline = time.time() + 240
         while len(list(out.glob("shard-*.parquet"))) < 2 and run1.poll() is None and time.time() < deadline:
+            seen.update({p.pid: p for p in descendants(run1.pid)})
             time.sleep(0.05)
         assert run1.poll() is None, "the run ended before it could be killed"
         os.killpg(run1.pid, signal.SIGKILL)
         run1.wait()
-    _kill_all(_ray_processes_since(t0))
+    kill_by_pid(seen.values())  # anything that left the group, by the pids recorded
     committed_before = len(list(out.glob("shard-*.parquet")))
     assert 2 <= committed_before < 7
 
-    # 2. resume, and kill one Ray worker of the new run while it works
-    t1 = time.time()
+    # 2. resume; kill one Ray worker while it is writing a shard (its tar is in place,
+    # its index not yet: the commit waits there for a few seconds)
     killed = []
 
-    def kill_a_worker():
-        end = time.time() + 120
-        while time.time() < end and not killed:
-            for p in _ray_processes_since(t1):
-                try:
-                    if "MapWorker" in " ".join(p.cmdline()) and time.time() - p.create_time() > 1.0:
-                        p.kill()
+    def kill_a_worker_mid_commit(driver: subprocess.Popen):
+        end = time.time() + 200
+        while time.time() < end and not killed and driver.poll() is None:
+            indexed = {p.name.removesuffix(".parquet") for p in out.glob("shard-*.parquet")}
+            if any(t.name.removesuffix(".tar") not in indexed for t in out.glob("shard-*.tar")):
+                for p in descendants(driver.pid):
+                    if cmdline(p).startswith("ray::_run_unit"):
+                        kill_by_pid([p])
                         killed.append(p.pid)
                         return
-                except psutil.Error:
-                    pass
-            time.sleep(0.05)
+            time.sleep(0.02)
 
-    killer = threading.Thread(target=kill_a_worker, daemon=True)
+    run2 = subprocess.Popen([*MHOWTO, "dataset", "--profile", str(profile)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**env, STALL_ENV: "3"}, start_new_session=True)
+    killer = threading.Thread(target=kill_a_worker_mid_commit, args=(run2,), daemon=True)
     killer.start()
-    run2 = subprocess.run([*MHOWTO, "dataset", "--profile", str(profile)], capture_output=True, text=True, env=env, timeout=400)
-    killer.join(timeout=1)
-    _kill_all(_ray_processes_since(t1))
-    assert run2.returncode == 0, run2.stdout[-3000:] + run2.stderr[-3000:]
-    assert killed, "no Ray worker was killed during the resumed run"
-    assert f"{committed_before} already committed" in run2.stdout
+    try:
+        stdout, _ = run2.communicate(timeout=400)
+    finally:
+        killer.join(timeout=1)
+        kill_by_pid(descendants(run2.pid))
+    assert run2.returncode == 0, stdout[-3000:]
+    assert killed, "no Ray worker was killed while writing a shard"
+    assert f"{committed_before} already committed" in stdout
 
-    # every good video's clips exactly once; bad videos listed; no partial shard
+    # every good video's clips exactly once; bad videos listed; every shard indexed
     truth = json.loads((faulty_site / "truth.json").read_text())
     keys = [s["__key__"] for tar in sorted(out.glob("shard-*.tar")) for s in wds.WebDataset(str(tar), shardshuffle=False, empty_check=False)]
     assert len(keys) == len(set(keys))
@@ -115,7 +126,46 @@ def test_killed_run_resumes_exactly_once(faulty_site, tmp_path):
     for vid, t in truth.items():
         n = sum(1 for k in keys if k.startswith(f"{vid}_"))
         assert n == (0 if t["corrupt"] else len(t["cues"])), vid
-    assert sorted(p.stem for p in out.glob("shard-*.tar")) == sorted(p.stem for p in out.glob("shard-*.parquet"))
-    assert not (out / ".tmp").exists() and not (out / "_work").exists()
-    failed = {v["video_id"]: v["error"] for p in out.glob("shard-*.stats.json") for v in json.loads(p.read_text())["per_video"] if v["status"] != "ok"}
-    assert failed["ghost"].startswith("http_404") and failed["sample-05"].startswith("corrupt_video") and len(failed) == 2
+    assert {p.stem for p in out.glob("shard-*.tar")} <= {p.stem for p in out.glob("shard-*.parquet")}
+    assert len(list(out.glob("shard-*.stats.json"))) == len(list(out.glob("shard-*.parquet"))) == 7
+    assert not (out / ".tmp").exists() and not (out / "_work").exists() and not (out / "_lease.json").exists()
+    failed = {v["video_id"]: v["reason"] for p in out.glob("shard-*.stats.json") for v in json.loads(p.read_text())["per_video"]
+              if v["status"] != "ok"}
+    assert failed == {"ghost": "http_404", "sample-05": "corrupt_video"}
+
+
+def test_a_killed_driver_takes_its_ray_with_it(small_site, tmp_path):
+    """SIGKILL of the driver alone (nothing of it can clean up): the reaper it started
+    ends every Ray process it launched, within seconds."""
+    site = tmp_path / "site"
+    shutil.copytree(small_site, site)
+    (site / "faults.json").write_text(json.dumps({"/media/": {"kind": "slow", "seconds": 30}}))
+    profile = tmp_path / "slow.yaml"
+    profile.write_text(yaml.safe_dump({
+        "name": "slow", "output": str(tmp_path / "out"), "videos_per_unit": 2,
+        "source": {"kind": "sample_site", "site_dir": str(site)},
+        "download": {"allowed_extractors": ["generic", "html5"], "socket_timeout_s": 60},
+    }))
+    driver = subprocess.Popen([*MHOWTO, "dataset", "--profile", str(profile)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    seen: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not any(cmdline(p).startswith("ray::_run_unit") for p in seen.values()):
+            seen.update({p.pid: p for p in descendants(driver.pid)})
+            time.sleep(0.1)
+        seen.update({p.pid: p for p in descendants(driver.pid)})
+        ray_procs = [p for p in seen.values() if cmdline(p) and "reaper" not in cmdline(p)]
+        assert any("raylet" in cmdline(p)[:300] for p in ray_procs) and len(ray_procs) >= 4
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        left = ray_procs
+        for _ in range(150):
+            left = [p for p in ray_procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+            if not left:
+                break
+            time.sleep(0.1)
+        assert not left, f"Ray processes outlived their killed driver: {[p.name() for p in left]}"
+    finally:
+        driver.kill()
+        kill_by_pid(seen.values())

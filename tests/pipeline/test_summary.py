@@ -106,7 +106,7 @@ def test_summary_counts_latest_status_and_sums_unknown_counters(dataset):
     assert s.counters["clips_dropped"] == {"too_long": 3, "too_short": 1}
     assert s.counters["encodings"] == {"utf-16": 1}
     assert s.counters["track_fetch_errors"] == {"en/http_404": 1}
-    assert s.totals == {"bytes_downloaded": 150, "requests": 0} and "note" not in s.counters
+    assert s.totals == {"bytes_downloaded": 150} and "note" not in s.counters
     assert json.loads(json.dumps(s.to_dict()))["counters"]["clips_dropped"]["too_long"] == 3
 
 
@@ -114,7 +114,7 @@ def test_inspect_renders_the_summary(dataset):
     text = inspect_dataset(dataset)
     assert "videos: 4 planned, 2 ok, 2 failed, 2 with clips" in text
     assert "vid-b (at frames): corrupt_video: moov atom not found" in text
-    assert "clips_dropped: too_long=3, too_short=1" in text and "bytes_downloaded: 150" in text
+    assert "clips planned but not written (by reason): too_long=3, too_short=1" in text and "bytes_downloaded: 150" in text
     assert "sample vid-a_00000" in text and "  en: bread" in text
 
 
@@ -146,7 +146,7 @@ def test_the_card_quotes_hostile_input_as_text(cfg, tmp_path):
     # nothing became a heading, and every table row keeps its three cells
     assert [t.content for t in tokens if t.type == "inline" and tokens[tokens.index(t) - 1].type == "heading_open"] == [
         "multihowto dataset card", "Clips per language", "Language ID", "Missing languages (videos without a usable track)",
-        "Track errors", "Failures by reason", "Clip lengths", "Other counts", "Stage time (summed over videos, seconds)"]
+        "Track errors", "Failures by reason", "Clip lengths", "Stage time (summed over videos, seconds)"]
     rows = [i for i, t in enumerate(tokens) if t.type == "tr_open"]
     for i in rows:
         cells = 0
