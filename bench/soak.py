@@ -315,7 +315,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--driver-kills", type=int, default=2, help="at most this many driver kills per run")
     ap.add_argument("--worker-kills", type=int, default=3, help="at most this many Ray worker kills per run")
     ap.add_argument("--mem-bound-mib", type=int, default=2048, help="RSS bound of every process of a run")
-    ap.add_argument("--run-timeout-s", type=float, default=300.0, help="time bound of one run, all attempts")
+    ap.add_argument("--run-timeout-s", type=float, default=180.0, help="time bound of one run, all attempts")
     ap.add_argument("--only", default="", help="comma-separated fault classes to use instead of the defaults")
     ap.add_argument("--enable", default="", help="comma-separated fault classes to add to the defaults")
     ap.add_argument("--disable", default="", help="comma-separated fault classes to leave out")
