@@ -38,9 +38,10 @@ PER_TRACK_FAILURES = True
 # for it). Before the subtitle decoding of the `captions` merge it was dropped as
 # `not_utf8` (the video kept its clips, the language was lost): set False for that.
 DECODES_LEGACY_ENCODINGS = True
-# A cue longer than the subtitle caps allow refuses its whole track (`cue_too_long`, since
-# the `captions` merge): the eleven-year cue loses its language, and on the pivot the
-# pivot falls back to the next track. Before the caps it made `too_many_clips`.
+# A cue longer than the subtitle caps allow is dropped (since the `captions` merge): a
+# track of that one cue is refused (`cue_too_long`), so on the pivot the pivot falls back
+# to the next track; appended to a good track, the track keeps its other cues. Before
+# the caps the pivot's made `too_many_clips`.
 CAPS_CUE_LENGTH = True
 
 
@@ -249,7 +250,7 @@ class SiteFaults:
         fc = CLASSES[name]
         if path.startswith("/subs/") and fc.loses_track and PER_TRACK_FAILURES:
             return OK, True
-        if name in ("huge_cue", "huge_cue_pivot") and CAPS_CUE_LENGTH:
+        if name == "huge_cue_pivot" and CAPS_CUE_LENGTH:
             return OK, True
         return fc.expect, False
 
