@@ -187,6 +187,7 @@ def run_once(run: int, out: Path, profile: Path, tmp: Path, rng: random.Random, 
     worker_times = sorted(rng.uniform(2.0, typical * 0.8) for _ in range(worker_kills))
     driver_time = 0.0  # seconds of driver time across attempts (worker kills are scheduled on it)
     max_attempts = driver_kills + 6
+    drivers: list[int] = []
     while True:
         res.attempts += 1
         if res.attempts > max_attempts:
@@ -194,6 +195,7 @@ def run_once(run: int, out: Path, profile: Path, tmp: Path, rng: random.Random, 
             break
         kill_at = rng.uniform(0.5, typical * 0.9) if res.driver_kills < driver_kills else None
         d = DriverRun(profile, log, env, args.mem_bound_mib * MiB, rng)
+        drivers.append(d.proc.pid)
         killed = False
         while d.proc.poll() is None:
             time.sleep(0.1)
@@ -227,7 +229,7 @@ def run_once(run: int, out: Path, profile: Path, tmp: Path, rng: random.Random, 
         if any("time bound" in x or "memory bound" in x for x in res.violations):
             break
         if killed:
-            res.violations += _after_kill(out, d.proc.pid)
+            res.violations += _after_kill(out, drivers)
             continue
         rc = d.proc.returncode
         time.sleep(0.5)
@@ -245,6 +247,12 @@ def run_once(run: int, out: Path, profile: Path, tmp: Path, rng: random.Random, 
         tail = log.read_text(errors="replace").splitlines()[-3:]
         if rc == 1 and any("rerun the same command" in line for line in tail):
             continue  # units whose tasks failed (workers killed past Ray's retries): rerun
+        if rc == 2 and any("holds no _plan.json" in line for line in tail) and os.listdir(out) == [LEASE_FILE]:
+            # a driver killed between taking the lease and writing the plan: the output
+            # holds only our own lease, and every rerun refuses it as not ours
+            res.violations.append(f"an output holding only a dead run's {LEASE_FILE} is refused as not ours: {tail[-1][:160]}")
+            (out / LEASE_FILE).unlink()
+            continue
         if rc == 2 and any("is in use by run" in line for line in tail):
             res.violations.append(f"the lease of a killed driver was not taken over: {tail[-1][:200]}")
             (out / LEASE_FILE).unlink(missing_ok=True)
@@ -274,9 +282,9 @@ def _still_running(tmp: Path) -> list[str]:
     return found
 
 
-def _after_kill(out: Path, pid: int) -> list[str]:
-    """A killed driver's lease must name it (the rerun then finds its holder dead and
-    takes the output over at once)."""
+def _after_kill(out: Path, pids: list[int]) -> list[str]:
+    """A killed driver's lease must name one of the run's drivers, all dead now (the
+    rerun then finds its holder dead and takes the output over at once)."""
     lease = out / LEASE_FILE
     if not lease.exists():
         return []  # killed before it took the lease
@@ -284,8 +292,8 @@ def _after_kill(out: Path, pid: int) -> list[str]:
         holder = json.loads(lease.read_text())
     except ValueError:
         return []  # killed while writing it: the rerun treats it as stale
-    if holder.get("pid") != pid:
-        return [f"{LEASE_FILE} after the kill names pid {holder.get('pid')}, not the killed driver {pid}"]
+    if holder.get("pid") not in pids:
+        return [f"{LEASE_FILE} after the kill names pid {holder.get('pid')}, none of this run's drivers {pids}"]
     return []
 
 
