@@ -96,8 +96,9 @@ CLASSES: dict[str, FaultClass] = {
     "redirect": FaultClass("any", OK, server_mode="redirect", doc="a 302 to the same path on the same host, once"),
     "redirect_offsite": FaultClass("any", fail("host_not_allowed"), loses_track=True, server_mode="redirect",
                                    doc="a 302 to another port of 127.0.0.1 (the allow-list is host and port)"),
-    # on a track too: the deadline is the video's (the downloader's choice)
-    "trickle": FaultClass("any", fail("timeout"), server_mode="trickle", delay_s=DEADLINE_S,
+    # on a track too: the deadline is the video's (the downloader's choice). No delay_s:
+    # the budget keeps good videos inside the deadline, and this one fails at it anyway.
+    "trickle": FaultClass("any", fail("timeout"), server_mode="trickle",
                           doc="one byte per 0.5 s: only the download deadline ends it"),
     # a subtitle file removed: the page links it, the server answers 404
     "track_404": FaultClass("track", fail("http_404"), loses_track=True, doc="one non-pivot track answers 404"),
