@@ -3,9 +3,15 @@
     frames_ratio             bare `ffmpeg -i f -vf fps=1,scale=... -f null -` time / our frame stage
     langid_ratio             bare fastText predict on the same lines / our LID operator
     loader_ratio             raw read of the same tars / the trainer's loader (decoded, its workers)
-    end_to_end_ratio         the sum of the stage limits spread over the cores / our pipeline on Ray
-                             (the local profile's layout; the other ``concurrency.fuse`` layouts too)
-    scaling_2_workers_ratio  frame stage on Ray with 1 actor / with 2 actors
+    end_to_end_ratio         the sum of the stage limits spread over the cores / our pipeline on Ray,
+                             at steady state: Ray started and a warm-up run made first (Ray's
+                             start-up and the cold run reported apart); the local profile's
+                             concurrency, and variants of ``concurrency.workers``/``download``
+    scaling_2_workers_ratio  end to end with ``concurrency.workers: 1`` / with 2 (steady state)
+    frames_skip_*            bench/frames_timing.py: the decoder skip modes' speed-up and error
+    browse                   bench/browse.py: clip page latency of ``mhowto browse`` on the e2e dataset
+    scale                    bench/scale.py: 1.22 M-row plan, orchestration throughput, driver
+                             bytes and RSS over 200 vs 2,000 tiny videos (issue #13)
 
 A ratio of 1 means "as fast as the limit". Medians over ``--repeats`` runs, min-max
 shown; results go to bench/results.json. The inputs are the sample site (built if
@@ -25,6 +31,7 @@ import random
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -57,36 +64,52 @@ def good_videos(site: Path) -> tuple[list[Path], dict]:
 
 
 # ---------------------------------------------------------------- frames
-def bench_frames(site: Path, repeats: int) -> dict:
+def bench_frames(site: Path, work: Path, repeats: int) -> dict:
     from multihowto.operators.ffmpeg_binary import ffmpeg_exe
     from multihowto.operators.frames import ExtractFrames
     from multihowto.schemas.config import RegionConfig
+    from multihowto.schemas.item import Clip, VideoItem
 
     videos, truth = good_videos(site)
-    cfg = RegionConfig()
+    cfg = RegionConfig().frames
     op = ExtractFrames(cfg)
-    size = cfg.frames.size
-    items = [
-        {"video_id": v.stem, "video_bytes": v.read_bytes(), "video_path": str(v),
-         "clips": [{"start": c["start"], "end": c["end"]} for c in truth[v.stem]["cues"]]}
-        for v in videos
-    ]
+    size = cfg.size
+    scratch = work / "frames-scratch"
+
+    def items() -> list[VideoItem]:
+        # the stage removes the video it decoded: each run decodes its own hard links
+        shutil.rmtree(scratch, ignore_errors=True)
+        out = []
+        for v in videos:
+            d = scratch / v.stem
+            d.mkdir(parents=True)
+            os.link(v, d / v.name)
+            clips = [Clip(i, c["start"], c["end"], {}, {}) for i, c in enumerate(truth[v.stem]["cues"])]
+            out.append(VideoItem(v.stem, "", 0, scratch=str(d), video_path=str(d / v.name), clips=clips))
+        return out
 
     def bare():
         for v in videos:
             subprocess.run(
-                [ffmpeg_exe(), "-v", "error", "-nostdin", "-threads", str(cfg.frames.threads), "-i", str(v),
-                 "-vf", f"fps={cfg.frames.fps},scale=-2:{size}", "-f", "null", "-"],
+                [ffmpeg_exe(), "-v", "error", "-nostdin", "-threads", str(cfg.threads), "-i", str(v),
+                 "-vf", f"fps={cfg.fps},scale=-2:{size}", "-f", "null", "-"],
                 check=True,
             )
 
+    batches = [items()]
+
     def ours():
-        out = op.process_batch(copy.deepcopy(items))
-        assert all(it["status"] == "ok" for it in out)
+        out = op.process_batch(batches.pop())
+        assert all(it.ok for it in out), [str(it.failure) for it in out if not it.ok]
 
     ours()  # warm the page cache and the operator
     limit = timed(bare, repeats)
-    mine = timed(ours, repeats)
+    mine = []
+    for _ in range(repeats):
+        batches.append(items())
+        mine.append(timed(ours, 1)["median_s"])
+    shutil.rmtree(scratch, ignore_errors=True)
+    mine = {"median_s": statistics.median(mine), "min_s": min(mine), "max_s": max(mine), "runs": len(mine)}
     return {"limit": limit, "ours": mine, "ratio": ratio(limit, mine), "videos": len(videos)}
 
 
@@ -95,6 +118,7 @@ def bench_langid(repeats: int, tracks: int = 150) -> dict:
     from multihowto.operators.langid import LanguageId, load_lid_model, track_line
     from multihowto.sample_site.material import load_emoji
     from multihowto.schemas.config import RegionConfig
+    from multihowto.schemas.item import Track, VideoItem
     from multihowto.schemas.sample import LANGS
 
     emoji = load_emoji()
@@ -104,13 +128,14 @@ def bench_langid(repeats: int, tracks: int = 150) -> dict:
         t = {}
         for lang in LANGS:
             names = [e.names[lang] for e in rng.sample(emoji, 8)]
-            t[lang] = {"cues": [[i * 3.0, i * 3.0 + 2.5, n] for i, n in enumerate(names)], "format": "vtt", "kind": "manual"}
-        items.append({"video_id": f"v{v}", "tracks": t})
+            t[lang] = Track([(i * 3.0, i * 3.0 + 2.5, n) for i, n in enumerate(names)], "vtt", "manual")
+        items.append(VideoItem(f"v{v}", "", 0, tracks=t))
     # the lines the operator classifies: every cue, and every track's joined text
-    lines = [c[2] for it in items for tr in it["tracks"].values() for c in tr["cues"]]
-    lines += [track_line([c[2] for c in tr["cues"]]) for it in items for tr in it["tracks"].values()]
+    lines = [c[2] for it in items for tr in it.tracks.values() for c in tr.cues]
+    lines += [track_line([c[2] for c in tr.cues]) for it in items for tr in it.tracks.values()]
     model = load_lid_model()
-    op = LanguageId(RegionConfig())
+    cfg = RegionConfig()
+    op = LanguageId(cfg.langid, cfg.langs)
     op.process_batch([copy.deepcopy(items[0])])  # setup once, as an actor does
 
     def bare():
@@ -176,38 +201,69 @@ def stage_limits(site: Path, base_url: str, output: Path, replicate: int) -> dic
     return {k: v * replicate for k, v in limits.items()}
 
 
+def e2e_variants(workers: int, download: int) -> dict[str, tuple[int, int]]:
+    """The local profile's concurrency and the variants compared with it."""
+    out = {f"workers={workers or 'cores'},download={download}": (workers, download)}
+    for w, d in ((1, download), (workers or 0, 4)):
+        out.setdefault(f"workers={w or 'cores'},download={d}", (w, d))
+    return out
+
+
 def bench_end_to_end(site: Path, work: Path, repeats: int, replicate: int) -> dict:
+    """The pipeline at steady state: Ray is started first (``ray_startup_s``) and a
+    warm-up run made (``cold_run_s``: workers import and load the LID model), then each
+    concurrency variant is timed ``repeats`` times with Ray up; the limit is the sum of
+    the stage limits spread over the cores."""
     import dataclasses
 
-    from multihowto.pipeline.ray_runner import cluster_cpus
+    from multihowto.operators.download import allow_origin
+    from multihowto.pipeline import ray_runner
     from multihowto.pipeline.run import run_dataset
     from multihowto.sample_site.server import serve
-    from multihowto.schemas.config import FUSE_MODES, RegionConfig, SourceConfig, load_region
+    from multihowto.schemas.config import SourceConfig, load_region
 
-    cpus = cluster_cpus("local")
-    local = load_region(ROOT / "deploy" / "regions" / "local.yaml").concurrency
-    layouts = [local.fuse] + [m for m in FUSE_MODES if m != local.fuse]
-    by_layout = {}
-    with serve(site) as base:
-        manifest = work / "manifest.csv"
-        n = replicated_manifest(site, base, replicate, manifest)
-        for fuse in layouts:
-            results, last_out = [], None
-            for r in range(repeats):
-                out = work / f"e2e-{fuse}-{r}"
+    local = load_region(ROOT / "deploy" / "regions" / "local.yaml")
+    t = time.perf_counter()
+    ray_runner.init_ray("local")
+    ray_startup_s = time.perf_counter() - t
+    cpus = ray_runner.cluster_cpus()
+    variants = e2e_variants(local.concurrency.workers, local.concurrency.download)
+    default = next(iter(variants))
+    by_variant = {}
+    try:
+        with serve(site) as base:
+            manifest = work / "manifest.csv"
+            n = replicated_manifest(site, base, replicate, manifest)
+
+            def run(name: str, out: Path) -> tuple[float, int]:
+                w, d = variants[name]
                 shutil.rmtree(out, ignore_errors=True)
-                cfg = RegionConfig(output=str(out), source=SourceConfig(kind="manifest", manifest=str(manifest)),
-                                   concurrency=dataclasses.replace(local, fuse=fuse))
+                cfg = dataclasses.replace(local, output=str(out), source=SourceConfig(kind="manifest", manifest=str(manifest)),
+                                          download=allow_origin(local.download, base),
+                                          concurrency=dataclasses.replace(local.concurrency, workers=w, download=d))
                 t = time.perf_counter()
-                summary = run_dataset(cfg, log=lambda *_: None)
-                results.append((time.perf_counter() - t, summary.clips))
-                last_out = out
-            by_layout[fuse] = (results, last_out)
-        results, last_out = by_layout[local.fuse]
-        limits = stage_limits(site, base, last_out, replicate)
+                summary = run_dataset(cfg, log=lambda *_: None, progress=False)
+                wall = time.perf_counter() - t
+                if not summary.clips or summary.units_failed:
+                    raise RuntimeError(f"end to end ({name}) made {summary.clips} clips, failures {dict(summary.failures)}, "
+                                       f"units failed {summary.units_failed}")
+                return wall, summary.clips
+
+            cold_s, _ = run(default, work / "e2e-warmup")
+            shutil.rmtree(work / "e2e-warmup", ignore_errors=True)
+            for name in variants:
+                results, last_out = [], None
+                for r in range(repeats):
+                    last_out = work / f"e2e-{r}" if name == default else work / "e2e-variant"
+                    results.append(run(name, last_out))
+                by_variant[name] = (results, last_out)
+            results, last_out = by_variant[default]
+            limits = stage_limits(site, base, last_out, replicate)
+    finally:
+        ray_runner.shutdown()
     walls = [w for w, _ in results]
     clips = results[-1][1]
-    assert all(res[-1][1] == clips for res, _ in by_layout.values()), "layouts made different datasets"
+    assert all(res[-1][1] == clips for res, _ in by_variant.values()), "concurrency variants made different datasets"
     _, truth = good_videos(site)
     video_seconds = sum(t["duration"] for t in truth.values() if not t["corrupt"]) * replicate
     ours = {"median_s": statistics.median(walls), "min_s": min(walls), "max_s": max(walls), "runs": len(walls)}
@@ -217,10 +273,13 @@ def bench_end_to_end(site: Path, work: Path, repeats: int, replicate: int) -> di
     for p in sorted(last_out.glob("shard-*.stats.json")):
         for stage, secs in json.loads(p.read_text())["timings_s"].items():
             stats[stage] = stats.get(stage, 0.0) + secs
+    variant_s = {name: [w for w, _ in res] for name, (res, _) in by_variant.items()}
     return {
         "videos": n,
         "clips": clips,
         "cpus": cpus,
+        "ray_startup_s": ray_startup_s,
+        "cold_run_s": cold_s,
         "ours": ours,
         "limit": limit,
         "ratio": ratio(limit, ours),
@@ -229,95 +288,42 @@ def bench_end_to_end(site: Path, work: Path, repeats: int, replicate: int) -> di
         "stage_limits_s": limits,
         "stage_time_in_pipeline_s": stats,
         "dataset": str(last_out),
-        "layout": local.fuse,
-        "layouts_s": {fuse: statistics.median(w for w, _ in res) for fuse, (res, _) in by_layout.items()},
+        "concurrency": default,
+        "variants_s": {name: statistics.median(w) for name, w in variant_s.items()},
+        "variant_runs_s": variant_s,
     }
 
 
-# ---------------------------------------------------------------- memory
-def bench_memory(site: Path, work: Path, factors=(1, 10)) -> dict:
-    """Peak RSS of the driver and of every process of the run (driver and Ray), for the
-    sample site's manifest and for it replicated ``factors`` times."""
-    import threading
-
-    import psutil
-
-    from multihowto.pipeline.run import run_dataset
-    from multihowto.sample_site.server import serve
-    from multihowto.schemas.config import RegionConfig, SourceConfig
-
-    me = psutil.Process()
-    out = {}
-    with serve(site) as base:
-        for factor in factors:
-            manifest = work / f"memory-{factor}.csv"
-            n = replicated_manifest(site, base, factor, manifest)
-            dest = work / f"memory-{factor}"
-            shutil.rmtree(dest, ignore_errors=True)
-            peaks = {"driver_mb": 0.0, "all_processes_mb": 0.0}
-            stop = threading.Event()
-
-            def sample(peaks: dict, stop: threading.Event) -> None:
-                while not stop.is_set():
-                    procs = [me] + [p for p in psutil.process_iter(["cmdline"]) if "ray" in " ".join(p.info["cmdline"] or [])[:300]]
-                    total = 0
-                    for p in {p.pid: p for p in procs}.values():
-                        try:
-                            total += p.memory_info().rss
-                        except psutil.Error:
-                            pass
-                    peaks["driver_mb"] = max(peaks["driver_mb"], me.memory_info().rss / 2**20)
-                    peaks["all_processes_mb"] = max(peaks["all_processes_mb"], total / 2**20)
-                    time.sleep(0.2)
-
-            t = threading.Thread(target=sample, args=(peaks, stop), daemon=True)
-            t.start()
-            cfg = RegionConfig(output=str(dest), videos_per_unit=4, source=SourceConfig(kind="manifest", manifest=str(manifest)))
-            summary = run_dataset(cfg, log=lambda *_: None)
-            stop.set()
-            t.join()
-            out[f"x{factor}"] = {"videos": n, "clips": summary.clips, **{k: round(v, 1) for k, v in peaks.items()}}
-            shutil.rmtree(dest, ignore_errors=True)
-    return out
-
-
 # ---------------------------------------------------------------- scaling
-def bench_scaling(site: Path, repeats: int, copies: int = 8) -> dict:
-    from multihowto.operators.frames import ExtractFrames
-    from multihowto.pipeline.ray_runner import run_stages
+def bench_scaling(site: Path, e2e: dict, repeats: int, copies: int = 8) -> dict:
+    """End to end with ``concurrency.workers`` 1 vs 2 (from :func:`bench_end_to_end`),
+    beside what the machine allows: the same ffmpeg decodes 1 vs 2 at a time, no Ray."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from multihowto.operators.frames import decode_command
     from multihowto.schemas.config import RegionConfig
 
-    videos, truth = good_videos(site)
-    cfg = RegionConfig()
-    items = [
-        {"video_id": f"{v.stem}-{c}", "status": "ok", "video_path": str(v), "video_bytes": v.read_bytes(),
-         "clips": [{"start": x["start"], "end": x["end"]} for x in truth[v.stem]["cues"]]}
-        for c in range(copies) for v in videos
-    ]
-
-    def run(actors: int):
-        done = []
-        run_stages(copy.deepcopy(items), [(((ExtractFrames, (cfg,)),), actors, 1.0)], done.append)
-        assert len(done) == len(items) and all(d["status"] == "ok" for d in done)
+    videos, _ = good_videos(site)
+    cfg = RegionConfig().frames
+    cmds = [decode_command(str(v), cfg) for v in videos] * copies
 
     def bare(parallel: int):
-        from concurrent.futures import ThreadPoolExecutor
-
-        from multihowto.operators.frames import decode_command
-
-        cmds = [decode_command(it["video_path"], cfg.frames) for it in items]
         with ThreadPoolExecutor(parallel) as pool:
             list(pool.map(lambda c: subprocess.run(c, capture_output=True, check=True), cmds))
 
-    run(2)  # start Ray and warm the workers' imports
-    one = timed(lambda: run(1), repeats)
-    two = timed(lambda: run(2), repeats)
-    # The same ffmpeg commands without Ray, 1 and 2 at a time: what the machine allows.
     bare_one = timed(lambda: bare(1), repeats)
     bare_two = timed(lambda: bare(2), repeats)
+    runs = e2e["variant_runs_s"]
+    one = next(w for k, w in runs.items() if k.startswith("workers=1,"))
+    two = runs[e2e["concurrency"]]
+
+    def as_timed(w):
+        return {"median_s": statistics.median(w), "min_s": min(w), "max_s": max(w), "runs": len(w)}
+
+    one, two = as_timed(one), as_timed(two)
     return {
-        "one_worker": one, "two_workers": two, "ratio": ratio(one, two), "videos": len(items),
-        "bare_one": bare_one, "bare_two": bare_two, "bare_ratio": ratio(bare_one, bare_two),
+        "one_worker": one, "two_workers": two, "ratio": ratio(one, two), "videos": e2e["videos"],
+        "bare_one": bare_one, "bare_two": bare_two, "bare_ratio": ratio(bare_one, bare_two), "bare_videos": len(cmds),
     }
 
 
@@ -367,8 +373,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--replicate", type=int, default=5, help="copies of the site's manifest for end to end")
     p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
-    p.add_argument("--skip-memory", action="store_true", help="skip the 1x vs 10x manifest memory run")
+    p.add_argument("--skip-scale", action="store_true", help="skip bench/scale.py (1.22 M-row plan, 100k failing, 2,000 tiny videos)")
     args = p.parse_args(argv)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules
+    from browse import bench_browse, fmt_browse
+    from frames_timing import frames_timing
+    from scale import bench_scale, verdicts
 
     from multihowto.sample_site.build import build_site
 
@@ -376,27 +387,40 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count()
-    print(f"[bench] {cores} cores, {platform.processor() or platform.machine()}, repeats={args.repeats}", flush=True)
-    res = {"cores": cores, "repeats": args.repeats}
-    res["frames"] = bench_frames(site, args.repeats)
+    print(f"[bench] {cores} cores, {platform.processor() or platform.machine()}, repeats={args.repeats}, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    res = {"cores": cores, "repeats": args.repeats, "load_average_at_start": os.getloadavg()}
+    res["frames"] = bench_frames(site, work, args.repeats)
     print(f"  frames   {fmt(res['frames']['ratio'])}", flush=True)
     res["langid"] = bench_langid(max(args.repeats, 5))
     print(f"  langid   {fmt(res['langid']['ratio'])}", flush=True)
     res["end_to_end"] = bench_end_to_end(site, work, max(1, args.repeats - 1), args.replicate)
-    print(f"  e2e      {fmt(res['end_to_end']['ratio'])}", flush=True)
-    res["scaling"] = bench_scaling(site, max(1, args.repeats - 1))
+    print(f"  e2e      {fmt(res['end_to_end']['ratio'])} (steady state; Ray start-up "
+          f"{res['end_to_end']['ray_startup_s']:.1f}s and a cold run of {res['end_to_end']['cold_run_s']:.1f}s apart)", flush=True)
+    res["scaling"] = bench_scaling(site, res["end_to_end"], max(1, args.repeats - 1))
     print(f"  scaling  {fmt(res['scaling']['ratio'])}", flush=True)
     res["loader"] = bench_loader(Path(res["end_to_end"]["dataset"]), args.repeats)
     print(f"  loader   {fmt(res['loader']['ratio'])}", flush=True)
-    if not args.skip_memory:
-        res["memory"] = bench_memory(site, work)
-        print("  memory   " + ", ".join(f"{k}: driver {v['driver_mb']:.0f} MB, all {v['all_processes_mb']:.0f} MB" for k, v in res["memory"].items()), flush=True)
+    res["browse"] = bench_browse(Path(res["end_to_end"]["dataset"]))
+    print("  browse   " + fmt_browse(res["browse"]), flush=True)
+    res["frames_timing"] = frames_timing(site, work / "frames_timing", args.repeats)
+    ft = res["frames_timing"]
+    print(f"  skip     speed-up {ft['frames_skip_speedup']}, max error (source frames) {ft['frames_skip_max_error']}", flush=True)
     res["frames_ratio"] = res["frames"]["ratio"]["median"]
     res["langid_ratio"] = res["langid"]["ratio"]["median"]
     res["loader_ratio"] = res["loader"]["ratio"]["median"]
     res["end_to_end_ratio"] = res["end_to_end"]["ratio"]["median"]
+    res["ray_startup_s"] = res["end_to_end"]["ray_startup_s"]
     res["scaling_2_workers_ratio"] = res["scaling"]["ratio"]["median"]
+    res["frames_skip_speedup"] = ft["frames_skip_speedup"]
+    res["frames_skip_max_error"] = ft["frames_skip_max_error"]
+    res["browse_clip_page_ms"] = res["browse"]["clip_page_ms"]["median"]
     Path(args.out).write_text(json.dumps(res, indent=1))
+    if not args.skip_scale:
+        res["scale"] = bench_scale(work / "scale", site)
+        res["scale"]["end_to_end_ratio"] = res["end_to_end_ratio"]
+        res["scale"]["ray_startup_s"] = res["ray_startup_s"]
+        Path(args.out).write_text(json.dumps(res, indent=1))
 
     targets = {"frames": 0.85, "langid": 0.8, "loader": 0.9, "end_to_end": 0.6, "scaling": 1.8}
     e = res["end_to_end"]
@@ -407,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         ("frames vs bare ffmpeg decode", "frames", f"{res['frames']['limit']['median_s']:.2f}s bare vs {res['frames']['ours']['median_s']:.2f}s ours, {res['frames']['videos']} videos"),
         ("LID vs bare fastText predict", "langid", f"{res['langid']['lines']} lines: {res['langid']['limit']['median_s']:.3f}s vs {res['langid']['ours']['median_s']:.3f}s"),
         ("loader (decoded) vs raw tar read", "loader", f"{res['loader']['limit']['median_s']:.3f}s raw vs {res['loader']['ours']['median_s']:.3f}s, {res['loader']['workers']} workers; one process: {fmt(res['loader']['single_process_ratio'])}"),
-        ("end to end vs sum of stage limits", "end_to_end", f"{e['videos']} videos, {e['clips']} clips in {e['ours']['median_s']:.1f}s (fuse: {e['layout']}); limit {e['limit']['median_s']:.1f}s on {e['cpus']} CPUs"),
-        ("2 vs 1 frame workers on Ray", "scaling", f"{res['scaling']['one_worker']['median_s']:.1f}s vs {res['scaling']['two_workers']['median_s']:.1f}s, {res['scaling']['videos']} videos; the same ffmpeg runs 2 vs 1 at a time without Ray: {fmt(res['scaling']['bare_ratio'])}"),
+        ("end to end vs sum of stage limits (steady state)", "end_to_end", f"{e['videos']} videos, {e['clips']} clips in {e['ours']['median_s']:.1f}s ({e['concurrency']}); limit {e['limit']['median_s']:.1f}s on {e['cpus']} CPUs; Ray start-up {e['ray_startup_s']:.1f}s, cold run {e['cold_run_s']:.1f}s"),
+        ("end to end, concurrency.workers 2 vs 1", "scaling", f"{res['scaling']['one_worker']['median_s']:.1f}s vs {res['scaling']['two_workers']['median_s']:.1f}s, {res['scaling']['videos']} videos; {res['scaling']['bare_videos']} ffmpeg decodes 2 vs 1 at a time without Ray: {fmt(res['scaling']['bare_ratio'])}"),
     ]
     for name, key, detail in rows:
         r = res[key]["ratio"]
@@ -416,13 +440,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {fmt(r)} | >= {targets[key]} {ok} | {detail} |")
     print()
     print(f"end to end: {e['clips_per_s']:.1f} clips/s, {e['video_hours_per_core_hour']:.2f} video-hours per core-hour")
-    print("end to end by concurrency.fuse layout (s): " + ", ".join(f"{k} {v:.1f}" for k, v in e["layouts_s"].items()))
+    print("end to end by concurrency (s): " + ", ".join(f"{k} {v:.1f}" for k, v in e["variants_s"].items()))
     print("stage limits (s, one core): " + ", ".join(f"{k} {v:.2f}" for k, v in e["stage_limits_s"].items()))
     print("stage time in the pipeline (s, summed over videos): " + ", ".join(f"{k} {v:.2f}" for k, v in e["stage_time_in_pipeline_s"].items()))
-    if "memory" in res:
-        print("peak memory as the manifest grows 10x: " + "; ".join(
-            f"{v['videos']} videos ({v['clips']} clips): driver {v['driver_mb']:.0f} MB, driver + Ray {v['all_processes_mb']:.0f} MB"
-            for v in res["memory"].values()))
+    print("browse: " + fmt_browse(res["browse"]))
+    print(f"frames.skip: speed-up {ft['frames_skip_speedup']}; max error in source-frame periods {ft['frames_skip_max_error']}; "
+          f"fit as default {ft['frames_skip_default_ok']}")
+    if "scale" in res:
+        print()
+        print("| scale figure (issue #13) | value | target | |")
+        print("|---|---|---|---|")
+        print("\n".join(verdicts(res["scale"])))
     print(f"[bench] wrote {args.out}")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tarfile
 import time
 from pathlib import Path
@@ -126,10 +127,14 @@ class ShardCommit:
 
     name = "shards"
 
-    def __init__(self, fps: float, storage, tmp_dir: str | Path):
+    def __init__(self, fps: float, storage, tmp_dir: str | Path, written_by: dict | None = None):
         self.fps = fps
         self.storage = storage
         self.tmp_dir = Path(tmp_dir)
+        # who wrote the shard: the caller's facts (its Ray node) plus the host and pid of
+        # the process that writes the tar, taken when it does; in the stats only, never in
+        # the tar, so the same input still gives the same shard bytes in every layout
+        self.written_by = written_by
 
     def names(self, unit: int) -> dict[str, str]:
         return shard_files(unit)
@@ -152,6 +157,8 @@ class ShardCommit:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = {k: self.tmp_dir / n for k, n in final.items()}
         stats = new_stats(name, unit)
+        if self.written_by is not None:
+            stats["written_by"] = {**self.written_by, "host": socket.gethostname(), "pid": os.getpid()}
         rows = []
         items = sorted(items, key=lambda it: it.video_id)
         for item in items:

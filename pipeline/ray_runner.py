@@ -78,21 +78,22 @@ def cluster_cpus() -> int:
 
 
 def _run_unit(cfg: RegionConfig, run_id: str, scratch_root: str, limiter_name: str, rebase, task: UnitTask) -> dict:
+    import ray
+
     runner = _RUNNERS.get(run_id)
     if runner is None:
         gate = None
         if limiter_name:
-            import ray
-
             limiter = ray.get_actor(limiter_name)
 
             def gate(host: str) -> None:
-                wait = ray.get(limiter.reserve.remote(host))
+                wait = ray.get(limiter.reserve_at.remote(host)) - time.time()
                 if wait > 0:
                     time.sleep(wait)
 
         _RUNNERS.clear()  # one run's runner per process: an earlier run's is dropped
-        runner = _RUNNERS[run_id] = UnitRunner(cfg, scratch_root, gate, rebase)
+        runner = _RUNNERS[run_id] = UnitRunner(cfg, scratch_root, gate, rebase,
+                                                 ray.get_runtime_context().get_node_id())
     return runner.run(task)
 
 
@@ -110,7 +111,9 @@ def run_units(cfg: RegionConfig, tasks: Iterable[UnitTask], run_id: str, scratch
     if cfg.download.host_rate_per_s > 0:
         limiter_name = f"mhowto-rate-{run_id}"
         actor = ray.remote(num_cpus=0)(HostRateLimiter).options(name=limiter_name)
-        limiter = actor.remote(cfg.download.host_rate_per_s, cfg.download.host_burst)
+        # on the wall clock: the workers wait until the booked time, and the nodes of a
+        # cluster share that clock (NTP), not a monotonic one
+        limiter = actor.remote(cfg.download.host_rate_per_s, cfg.download.host_burst, time.time)
         ray.get(limiter.reserve.remote(""))  # started before any worker asks for it
     remote = ray.remote(num_cpus=1, max_retries=3)(_run_unit)
     cfg_ref = ray.put(cfg)

@@ -34,6 +34,7 @@ LID_SCORE_EDGES = np.linspace(0.0, 1.0, 101)
 KNOWN_STATS = frozenset({
     "shard", "unit", "pipeline_version", "videos", "failures", "retries", "clips", "clips_per_lang",
     "clip_seconds", "lid", "missing_langs", "track_errors", "timings_s", "per_video",
+    "written_by",  # the process that wrote the shard: provenance, not a counter
 })
 
 

@@ -53,8 +53,9 @@ class UnitRunner:
     are set up once and reused for every unit it runs)."""
 
     def __init__(self, cfg: RegionConfig, scratch_root: str | Path, gate: Callable[[str], None] | None = None,
-                 rebase: tuple[str, str] | None = None):
+                 rebase: tuple[str, str] | None = None, node_id: str = ""):
         self.cfg = cfg
+        self.node_id = node_id  # recorded in each shard's stats, with the writing process
         self.rebase = rebase  # (planned origin, live origin): a source served anew each run
         self.scratch_root = Path(scratch_root)
         self.storage = open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region)
@@ -88,7 +89,7 @@ class UnitRunner:
         """Run ``task`` and commit its shard; returns :func:`unit_result`."""
         unit_dir = self.scratch_root / f"unit-{task.unit:06d}"
         shutil.rmtree(unit_dir, ignore_errors=True)  # an earlier attempt's leftovers
-        committer = ShardCommit(self.cfg.frames.fps, self.storage, unit_dir / "_shard")
+        committer = ShardCommit(self.cfg.frames.fps, self.storage, unit_dir / "_shard", {"node": self.node_id})
         committer.remove_partial(task.unit)
         try:
             items = []

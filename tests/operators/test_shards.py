@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import socket
 import tarfile
 
 import pyarrow.parquet as pq
@@ -78,10 +79,13 @@ def test_commit_writes_tar_index_and_stats(tmp_path):
 
 def test_same_input_gives_identical_bytes(tmp_path):
     a, b = _commit(tmp_path / "a", tmp_path), _commit(tmp_path / "b", tmp_path)
+    b.written_by = {"node": "n2"}  # who wrote it: in the stats only
     a.commit(0, _items(tmp_path))
-    b.commit(0, _items(tmp_path))
-    name = a.names(0)["tar"]
-    assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    stats_b = b.commit(0, _items(tmp_path))
+    for kind in ("tar", "index"):
+        name = a.names(0)[kind]
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert stats_b["written_by"] == {"node": "n2", "host": socket.gethostname(), "pid": os.getpid()}
 
 
 def test_crash_before_the_index_leaves_no_committed_shard(tmp_path, monkeypatch):

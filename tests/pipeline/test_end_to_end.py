@@ -75,6 +75,9 @@ def test_samples_hold_frames_texts_and_json(built):
 def test_ray_read_webdataset_reads_the_shards(built):
     import ray
 
+    from multihowto.pipeline.ray_runner import init_ray
+
+    init_ray("local")  # this test's own instance (a no-op when the fixture's is still up), never one found on the machine
     cfg, out, _ = built
     ds = ray.data.read_webdataset([str(p) for p in sorted(out.glob("shard-*.tar"))], decoder=None)
     rows = ds.take_all()

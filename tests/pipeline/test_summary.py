@@ -70,7 +70,7 @@ def add_to_stats(root, unit: int, **fields) -> None:
 @pytest.fixture()
 def dataset(cfg, tmp_path):
     root = tmp_path / "ds"
-    commit = ShardCommit(1.0, LocalStorage(root), tmp_path / "tmp")
+    commit = ShardCommit(1.0, LocalStorage(root), tmp_path / "tmp", written_by={"node": "n"})
     commit.commit(0, [ok_item("vid-a"), failed_item("vid-b", "corrupt_video: moov atom not found"),
                       failed_item("vid-c", "http_404: gone")])
     # unit 1 retries vid-c (now ok) and holds one more failure
@@ -107,6 +107,7 @@ def test_summary_counts_latest_status_and_sums_unknown_counters(dataset):
     assert s.counters["encodings"] == {"utf-16": 1}
     assert s.counters["track_fetch_errors"] == {"en/http_404": 1}
     assert s.totals == {"bytes_downloaded": 150} and "note" not in s.counters
+    assert "written_by" not in s.counters  # provenance, not a count
     assert json.loads(json.dumps(s.to_dict()))["counters"]["clips_dropped"]["too_long"] == 3
 
 
