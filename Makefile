@@ -78,6 +78,11 @@ bench: setup
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/train.py
 
+# The seeded soak (not part of `make test`): 20 runs of the sample site under random
+# faults and driver/Ray worker kills, each checked against its truth; SOAK_ARGS="--seed 1".
+soak: setup
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
 # The trainer alone: model FLOP/s against a matmul ceiling measured in the same run (and
 # the datasheet bf16 peak on a known GPU); writes bench/train_results.json.
 bench-train: setup

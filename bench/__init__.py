@@ -1,0 +1,1 @@
+"""Benchmarks and the soak (run as scripts; importable as ``bench.*`` from the repository root)."""
