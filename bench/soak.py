@@ -306,7 +306,7 @@ def write_profile(path: Path, site: Path, out: Path, args) -> None:
         "download": {"allowed_extractors": ["generic", "html5"], "retries": RETRIES, "backoff_base_s": 0.05,
                      "backoff_max_s": 0.2, "socket_timeout_s": SOCKET_TIMEOUT_S, "deadline_s": DEADLINE_S},
         "frames": {"timeout_s": 60.0},
-        "concurrency": {"workers": args.workers, "download": 2},
+        "concurrency": {"workers": args.workers, "download": 2, "stall_s": 60},  # a wedged Ray ends the attempt; it is rerun
     }))
 
 
