@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the time-coded video helpers live with the tests
+
+from timing import timed  # noqa: E402  (bench/ is on the path when this runs, alone or from run.py)
 
 from multihowto.operators.frames import sample_video  # noqa: E402
 from multihowto.schemas.config import FRAME_SKIP_MODES, FramesConfig  # noqa: E402
@@ -47,15 +47,6 @@ def decode_all(paths: list[Path], cfg: FramesConfig) -> list:
     return [sample_video(str(p), cfg) for p in paths]
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def frames_timing(site: Path, work: Path, repeats: int = 3, fps: float = 1.0) -> dict:
     """The skip modes' speed-ups and timing errors; see the module docstring."""
     truth = json.loads((site / "truth.json").read_text())
@@ -68,7 +59,7 @@ def frames_timing(site: Path, work: Path, repeats: int = 3, fps: float = 1.0) ->
 
     for name, paths in (("site", site_videos), ("timecoded", [v.path for v in coded])):
         decode_all(paths, cfgs["none"])  # warm the page cache
-        secs = {m: median_time(lambda m=m, paths=paths: decode_all(paths, cfgs[m]), repeats) for m in modes}
+        secs = {m: timed(lambda m=m, paths=paths: decode_all(paths, cfgs[m]), repeats)["median_s"] for m in modes}
         out[f"{name}_decode_s"] = {m: round(s, 4) for m, s in secs.items()}
         out[f"frames_skip_speedup_{name}"] = {m: round(secs["none"] / secs[m], 3) for m in modes if m != "none"}
 

@@ -38,24 +38,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules
 
-
-def timed(fn, repeats: int) -> dict:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "runs": len(times)}
-
-
-def ratio(limit: dict, ours: dict) -> dict:
-    """limit/ours on medians, with the range from the extreme pairings."""
-    return {
-        "median": limit["median_s"] / ours["median_s"],
-        "min": limit["min_s"] / ours["max_s"],
-        "max": limit["max_s"] / ours["min_s"],
-    }
+from timing import ratio, timed  # noqa: E402
 
 
 def good_videos(site: Path) -> tuple[list[Path], dict]:
