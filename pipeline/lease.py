@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -48,6 +49,7 @@ class OutputLease:
         self.heartbeat_s, self.stale_s, self.clock = heartbeat_s, stale_s, clock
         self.run_id = uuid.uuid4().hex[:12]
         self.lost = threading.Event()
+        self.taken_from = ""  # the run id of a dead run whose lease this one took over
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -81,6 +83,8 @@ class OutputLease:
                     f"a lease older than {self.stale_s:.0f}s is taken over."
                 )
             self.storage.delete(LEASE_FILE)  # a dead run's lease
+            run_id = str(held.get("run_id") or "")
+            self.taken_from = run_id if re.fullmatch(r"[0-9a-f]{12}", run_id) else ""  # it names a folder: ours only
         raise OutputBusy(f"{self.storage.uri}: could not take the output's lease")
 
     def _beat(self) -> None:

@@ -94,6 +94,7 @@ def check_output(storage, ours: tuple[str, ...] = ()) -> None:
     ``ours``: names the caller itself put there (the recipe's stamp)."""
     if storage.exists(PLAN_FILE):
         return
+
     def mine(name: str) -> bool:  # the caller's files, and a lease (or its temporary) a killed run left
         return name in ours or name == LEASE_FILE or (name.startswith(f".{LEASE_FILE}.") and name.endswith(".part"))
 
@@ -126,6 +127,8 @@ def run_dataset(cfg: RegionConfig, log=print, retry_failed: bool = False, progre
     storage = open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region)
     check_output(storage, ours)
     with OutputLease(storage) as lease, open_source(cfg) as source:
+        if lease.taken_from:  # a dead run's scratch on this node goes with its lease
+            shutil.rmtree(scratch_root(lease.taken_from), ignore_errors=True)
         cfg = source.cfg
         plan = make_plan(source.manifest, cfg, storage, source.base_url)
         if retry_failed:

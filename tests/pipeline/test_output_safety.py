@@ -42,6 +42,19 @@ def test_a_stale_lease_is_taken_over_and_its_holder_stops(tmp_path):
     assert json.loads(storage.get_bytes(LEASE_FILE))["run_id"] == "thief"  # not deleted: not ours
 
 
+def test_taking_over_a_dead_runs_lease_removes_its_scratch_and_nothing_else(tmp_path):
+    from multihowto.pipeline.run import scratch_root
+
+    storage = LocalStorage(tmp_path / "out")
+    for run_id, expect in (("0123456789ab", "0123456789ab"), ("../../etc", "")):
+        storage.put_bytes(json.dumps({"run_id": run_id, "host": "elsewhere", "pid": 1, "heartbeat": 0}).encode(), LEASE_FILE)
+        lease = OutputLease(storage)
+        lease.acquire()
+        assert lease.taken_from == expect  # a run id that is not ours names no folder
+        lease.release()
+    assert scratch_root("0123456789ab").endswith("mhowto-scratch/0123456789ab")
+
+
 def test_the_lease_of_a_dead_process_on_this_host_is_taken_at_once(tmp_path):
     storage = LocalStorage(tmp_path / "out")
     child = subprocess.run([sys.executable, "-c", (
