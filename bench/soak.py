@@ -245,8 +245,10 @@ def run_once(run: int, out: Path, profile: Path, tmp: Path, rng: random.Random, 
             estimate.append(time.monotonic() - d.started)
             break
         tail = log.read_text(errors="replace").splitlines()[-3:]
-        if rc == 1 and any("rerun the same command" in line for line in tail):
-            continue  # units whose tasks failed (workers killed past Ray's retries): rerun
+        if rc in (1, -9) and any("rerun the same command" in line for line in tail):
+            # units whose tasks failed (workers killed past Ray's retries), or a Ray start
+            # that a killed worker wedged (ended by the reaper's watch): rerun
+            continue
         if rc == 2 and any("holds no _plan.json" in line for line in tail) and os.listdir(out) == [LEASE_FILE]:
             # a driver killed between taking the lease and writing the plan: the output
             # holds only our own lease, and every rerun refuses it as not ours

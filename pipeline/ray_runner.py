@@ -50,7 +50,12 @@ def _probe_gcs(address: str, timeout_s: float = 5.0) -> None:
         raise RayUnavailable(f"ray_address: {address!r} answers, but not as a Ray cluster (no gRPC server there)")
 
 
-def init_ray(address: str) -> None:
+def init_ray(address: str, timeout_s: float = 120.0) -> None:
+    """Start (``local``) or join Ray, quietly. A local start cannot hang the run: a raylet
+    whose starting worker was killed can block the driver inside Ray's C++ registration
+    for ever (holding the interpreter, so no thread of ours could act), so the reaper
+    watches the start from its own process and, past ``timeout_s``, says so and ends the
+    driver; the rerun takes its lease over at once and resumes."""
     import ray
 
     if ray.is_initialized():
@@ -63,8 +68,9 @@ def init_ray(address: str) -> None:
         "runtime_env": {"env_vars": {"PYTHONWARNINGS": "ignore"}},
     }
     if address in ("", "local"):
-        ray.init(address="local", num_cpus=os.cpu_count(), **quiet)  # always a new instance
-        reaper.start(os.getpid())  # this instance dies with its driver, even a SIGKILLed one
+        # this instance dies with its driver, even a SIGKILLed one; and its start is watched
+        with reaper.watch_start(os.getpid(), timeout_s):
+            ray.init(address="local", num_cpus=os.cpu_count(), **quiet)  # always a new instance
         return
     if address != "auto" and ":" in address and "://" not in address:
         _probe_gcs(address)
@@ -105,7 +111,7 @@ def run_units(cfg: RegionConfig, tasks: Iterable[UnitTask], run_id: str, scratch
     received: ``{"results": n, "bytes": n}`` (pickled result sizes)."""
     import ray
 
-    init_ray(cfg.ray_address)
+    init_ray(cfg.ray_address, timeout_s=min(120.0, cfg.concurrency.stall_s))
     workers = cfg.concurrency.workers or cluster_cpus()
     limiter_name = ""
     if cfg.download.host_rate_per_s > 0:
