@@ -65,6 +65,8 @@ def classify_download_error(message: str) -> StageError:
         return StageError(f"http_{code}", message, transient=code == 429 or code >= 500)
     if "timed out" in lower or "timeout" in lower:
         return StageError("timeout", message, transient=True)
+    if "connection refused" in lower or "connection reset" in lower or "failed to establish a new connection" in lower:
+        return StageError("connection_error", message, transient=True)  # a server restarting, a blip
     if "incomplete" in lower or "did not get any data" in lower or "content-length" in lower or _SHORT.search(lower):
         return StageError("truncated_body", message, transient=True)
     return StageError("download_error", message)

@@ -58,6 +58,8 @@ def test_error_classification():
     assert classify_download_error("ERROR: [youtube] x: Private video").reason == "private"
     assert not classify_download_error("ERROR: Video unavailable").transient
     assert classify_download_error("read timed out").reason == "timeout"
+    refused = classify_download_error("Got error: Conn(host='h', port=1): Failed to establish a new connection: [Errno 111] Connection refused")
+    assert refused.reason == "connection_error" and refused.transient
 
 
 def test_one_actor_many_videos_keeps_files_apart(cfg, site_url, small_site, tmp_path):

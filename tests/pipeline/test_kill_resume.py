@@ -82,9 +82,10 @@ def test_killed_run_resumes_exactly_once(faulty_site, tmp_path):
             seen.update({p.pid: p for p in descendants(run1.pid)})
             time.sleep(0.05)
         assert run1.poll() is None, "the run ended before it could be killed"
-        os.killpg(run1.pid, signal.SIGKILL)
+        seen.update({p.pid: p for p in descendants(run1.pid)})
+        kill_by_pid(seen.values())  # its Ray workers first (they may live in other process groups)
+        os.killpg(run1.pid, signal.SIGKILL)  # then the driver, its site and what is left of its group
         run1.wait()
-    kill_by_pid(seen.values())  # anything that left the group, by the pids recorded
     committed_before = len(list(out.glob("shard-*.parquet")))
     assert 2 <= committed_before < 7
 
