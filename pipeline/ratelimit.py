@@ -41,14 +41,3 @@ class HostRateLimiter:
         tokens = min(float(self.burst), tokens + (now - last) * self.rate) - 1.0
         self.state[host] = (tokens, now)
         return 0.0 if tokens >= 0 else -tokens / self.rate
-
-
-def local_gate(limiter: HostRateLimiter, sleep=time.sleep):
-    """A ``gate(host)`` for one process: reserve, then wait out the reservation."""
-
-    def gate(host: str) -> None:
-        wait = limiter.reserve(host)
-        if wait > 0:
-            sleep(wait)
-
-    return gate
