@@ -324,6 +324,17 @@ class GuardedYoutubeDL(yt_dlp.YoutubeDL):
             return self.guard.guard_response(res, budget)
         raise StageError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
 
+    def _forceprint(self, key, info_dict):
+        """yt-dlp renders the formats, thumbnails and subtitles tables and the file name
+        for every ``--print`` hook point, nine times a video, before it looks whether
+        anything is to be printed (measured: ~15% of a loopback download's CPU). We
+        print nothing, so nothing is rendered; with a print template set, yt-dlp's own."""
+        p = self.params
+        if p["forceprint"].get(key) or p["print_to_file"].get(key) or any(
+                v for k, v in p.items() if k.startswith("force") and k != "forceprint"):
+            return super()._forceprint(key, info_dict)
+        return None if info_dict is None else dict(info_dict)
+
     @staticmethod
     def _redirected(req: Request, status: int, location: str) -> Request:
         new = req.copy()

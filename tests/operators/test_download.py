@@ -80,3 +80,30 @@ def test_one_actor_many_videos_keeps_files_apart(cfg, site_url, small_site, tmp_
     assert items[0].raw_tracks["en"].data != items[2].raw_tracks["en"].data
     assert site["sample-00"]["cues"][0]["texts"]["de"].encode() in items[0].raw_tracks["de"].data
     assert len(items[2].raw_tracks) == 7
+
+
+def test_nothing_is_rendered_for_printing_unless_a_print_template_asks(cfg, site_url, tmp_path, capsys):
+    """GuardedYoutubeDL skips yt-dlp's table rendering when nothing is printed, and
+    leaves yt-dlp's own printing in place when a template asks for it."""
+    from multihowto.operators.download import Downloader
+
+    rendered = []
+
+    def spy(d):
+        real = d.ydl.render_formats_table
+        d.ydl.render_formats_table = lambda info: rendered.append(info.get("id")) or real(info)
+
+    quiet = Downloader(cfg.download, cfg.langs)
+    quiet.setup()
+    spy(quiet)
+    assert quiet.fetch(site_url + "v/sample-00.html", "sample-00", tmp_path / "a").video_path.exists()
+    assert rendered == []
+
+    printing = Downloader(cfg.download, cfg.langs)
+    printing.setup()
+    printing.ydl.params["forceprint"] = {"video": ["%(title)s|%(formats_table)s"]}
+    spy(printing)
+    printing.fetch(site_url + "v/sample-00.html", "sample-00", tmp_path / "b")
+    assert rendered  # yt-dlp's own _forceprint ran
+    out = capsys.readouterr().out
+    assert "|" in out and "mp4" in out  # the title and the formats table were printed
