@@ -182,6 +182,9 @@ class Downloader:
             "quiet": True,
             "no_warnings": False,
             "noprogress": True,
+            # yt-dlp formats a progress line for every block read even when it prints
+            # none; report at most once an hour (measured: ~7% of a loopback download)
+            "progress_delta": 3600,
             "logger": logger,
             "overwrites": True,
             "continuedl": False,  # every attempt starts from an empty scratch folder
