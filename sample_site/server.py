@@ -24,6 +24,8 @@ FAULTS = ("429", "500", "<any status code>", "slow", "truncate", "redirect", "tr
 
 
 class _SiteHandler(SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     faults: dict[str, dict] = {}
     hits: dict[str, int] = {}
     log: list[tuple[str, str]] | None = None
