@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tarfile
 import time
 from pathlib import Path
 
@@ -78,20 +77,6 @@ def clip_sample(item: VideoItem, clip: Clip, fps: float) -> dict:
     if clip.features is not None:
         sample[FEATURES_EXT] = clip.features
     return sample
-
-
-def tar_spans(tar_path: Path) -> dict[str, tuple[int, int]]:
-    """key -> (offset of its first header, bytes to the end of its last member)."""
-    spans: dict[str, list[int]] = {}
-    with tarfile.open(tar_path) as tf:
-        for m in tf:
-            key = m.name.split(".", 1)[0]
-            end = m.offset_data + ((m.size + 511) // 512) * 512
-            if key in spans:
-                spans[key][1] = end
-            else:
-                spans[key] = [m.offset, end]
-    return {k: (a, b - a) for k, (a, b) in spans.items()}
 
 
 def index_row(item: VideoItem, clip: Clip, key: str) -> dict:
@@ -171,12 +156,15 @@ class ShardCommit:
                         continue
                     for clip in item.clips:
                         sample = clip_sample(item, clip, self.fps)
+                        # the sample's span, from the header of its first member to the
+                        # end of its last one's padding: tarfile's running offset, read
+                        # as it writes (not by reading the tar back)
+                        start = writer.tarstream.offset
                         writer.write(sample)
-                        rows.append(index_row(item, clip, sample["__key__"]))
+                        row = index_row(item, clip, sample["__key__"])
+                        row["tar_offset"], row["tar_size"] = start, writer.tarstream.offset - start
+                        rows.append(row)
                 writer.close()
-            spans = tar_spans(tmp["tar"])
-            for row in rows:
-                row["tar_offset"], row["tar_size"] = spans[row["key"]]
         for row in rows:
             stats["clips"] += 1
             stats["clip_seconds"] = round(stats["clip_seconds"] + row["duration"], 3)

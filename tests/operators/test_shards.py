@@ -69,6 +69,18 @@ def test_commit_writes_tar_index_and_stats(tmp_path):
     off, size = table.column("tar_offset")[1].as_py(), table.column("tar_size")[1].as_py()
     with tarfile.open(fileobj=io.BytesIO(raw[off : off + size])) as one:
         assert sorted(one.getnames()) == ["vid-a_00001.en.txt", "vid-a_00001.frames.npz", "vid-a_00001.json"]
+    # the spans tile the archive in order, each exactly its own sample's members
+    spans = list(zip(table.column("key").to_pylist(), table.column("tar_offset").to_pylist(), table.column("tar_size").to_pylist()))
+    assert spans[0][1] == 0
+    for (_, off, size), (_, nxt, _) in zip(spans, spans[1:]):
+        assert off + size == nxt
+    with tarfile.open(fileobj=io.BytesIO(raw)) as whole:
+        members = whole.getmembers()
+    end = members[-1].offset_data + (members[-1].size + 511) // 512 * 512
+    assert spans[-1][1] + spans[-1][2] == end
+    for key, off, size in spans:
+        with tarfile.open(fileobj=io.BytesIO(raw[off : off + size])) as one:
+            assert {n.split(".", 1)[0] for n in one.getnames()} == {key}
     assert stats["videos"] == {"total": 2, "ok": 1, "failed": 1}
     assert stats["failures"] == {"corrupt_video": 1}
     assert stats["retries"] == {"http_429": 2}
