@@ -24,8 +24,13 @@ FAULTS = ("429", "500", "<any status code>", "slow", "truncate", "redirect", "tr
 
 
 class _SiteHandler(SimpleHTTPRequestHandler):
+    # HTTP/1.1 keeps connections open between requests, as real web servers do (a
+    # client reuses one for a video's page, media and tracks); without Nagle, so a
+    # response's header and body do not wait on a delayed ACK; a kept connection that
+    # stays idle for a minute is closed (one thread each)
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    timeout = 60
     faults: dict[str, dict] = {}
     hits: dict[str, int] = {}
     log: list[tuple[str, str]] | None = None
