@@ -26,7 +26,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     from multihowto.pipeline.lease import OutputBusy
     from multihowto.pipeline.manifest import check_manifest
     from multihowto.pipeline.plan import PlanMismatch
-    from multihowto.pipeline.ray_runner import RayUnavailable
+    from multihowto.pipeline.ray_runner import RayStartFailed, RayUnavailable
     from multihowto.pipeline.report import publish_report
     from multihowto.pipeline.run import OutputNotOurs, run_dataset
     from multihowto.pipeline.storage import open_storage
@@ -50,6 +50,9 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         summary = run_dataset(cfg, retry_failed=args.retry_failed)
     except (PlanMismatch, ManifestError, OutputBusy, OutputNotOurs, RayUnavailable) as e:
         return _error(e)
+    except RayStartFailed as e:  # not the input's fault: exit 1, as for units left to do
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     publish_report(open_storage(cfg.output, cfg.s3_endpoint, cfg.s3_region), cfg.name)
     print(
         f"[done] {summary.units_committed} shards committed now, {summary.units_done_before} already done "

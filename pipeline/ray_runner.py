@@ -34,6 +34,11 @@ class RayUnavailable(RuntimeError):
     """``ray_address`` does not lead to a Ray cluster."""
 
 
+class RayStartFailed(RuntimeError):
+    """A local Ray instance failed to start (one of its processes died while it started,
+    say): nothing was run, and a rerun starts a new one."""
+
+
 def _probe_gcs(address: str, timeout_s: float = 5.0) -> None:
     """Fail fast when ``host:port`` is not a Ray head: Ray's GCS speaks gRPC, which
     answers an HTTP/2 preface with a SETTINGS frame; anything else (an HTTP server, a
@@ -50,12 +55,22 @@ def _probe_gcs(address: str, timeout_s: float = 5.0) -> None:
         raise RayUnavailable(f"ray_address: {address!r} answers, but not as a Ray cluster (no gRPC server there)")
 
 
+# Ray starts workers for the first driver while that driver registers; a worker of
+# those killed (OOM killer, a kill by hand, the soak) leaves the driver blocked inside
+# Ray's C++ registration for ever (reproduced every time: tests/pipeline/test_ray_runner.py).
+# Without the prestart, workers start only for tasks, after registration, and a worker
+# killed then is a task retried.
+SYSTEM_CONFIG = {"prestart_worker_first_driver": False}
+
+
 def init_ray(address: str, timeout_s: float = 120.0) -> None:
-    """Start (``local``) or join Ray, quietly. A local start cannot hang the run: a raylet
-    whose starting worker was killed can block the driver inside Ray's C++ registration
-    for ever (holding the interpreter, so no thread of ours could act), so the reaper
-    watches the start from its own process and, past ``timeout_s``, says so and ends the
-    driver; the rerun takes its lease over at once and resumes."""
+    """Start (``local``) or join Ray, quietly. A local start does not prestart workers
+    (see ``SYSTEM_CONFIG``), and cannot hang the run whatever else goes wrong: the
+    driver can block inside Ray's C++ registration (holding the interpreter, so no
+    thread of ours could act), so the reaper watches the start from its own process and,
+    past ``timeout_s``, says so and ends the driver; the rerun takes its lease over at
+    once and resumes. A cluster's head takes the same setting from ``ray start
+    --system-config`` (deploy/cluster/)."""
     import ray
 
     if ray.is_initialized():
@@ -70,7 +85,13 @@ def init_ray(address: str, timeout_s: float = 120.0) -> None:
     if address in ("", "local"):
         # this instance dies with its driver, even a SIGKILLed one; and its start is watched
         with reaper.watch_start(os.getpid(), timeout_s):
-            ray.init(address="local", num_cpus=os.cpu_count(), **quiet)  # always a new instance
+            try:
+                ray.init(address="local", num_cpus=os.cpu_count(), _system_config=SYSTEM_CONFIG, **quiet)  # a new instance
+            except Exception as e:  # Ray says why in one line; what it started, the reaper ends
+                ray.shutdown()
+                reason = " ".join(str(e).split())[:300] or type(e).__name__
+                raise RayStartFailed(f"Ray did not start ({reason}); no unit was lost: "
+                                     "rerun the same command to finish the missing units") from None
         return
     if address != "auto" and ":" in address and "://" not in address:
         _probe_gcs(address)

@@ -1,11 +1,13 @@
 """The deploy files parse, and every region profile validates. (No Docker engine or
 Kubernetes cluster runs here: these check the files, not a deployment.)"""
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from multihowto.pipeline.ray_runner import SYSTEM_CONFIG
 from multihowto.schemas.config import load_region
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -29,5 +31,10 @@ def test_cluster_manifests():
     assert launcher["provider"]["type"] == "aws" and launcher["head_node_type"] in launcher["available_node_types"]
     job = yaml.safe_load((DEPLOY / "cluster" / "rayjob.yaml").read_text())
     assert job["kind"] == "RayJob" and job["spec"]["entrypoint"].startswith("mhowto dataset --region ")
+    # the cluster's head starts Ray with the settings a local run starts it with
+    wanted = f"--system-config='{json.dumps(SYSTEM_CONFIG)}'"
+    assert any(wanted in cmd for cmd in launcher["head_start_ray_commands"] if "--head" in cmd)
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"]
+    assert json.loads(head["system-config"]) == SYSTEM_CONFIG
     docker = (DEPLOY / "Dockerfile").read_text()
     assert "ffmpeg" in docker and "torch==2.13.0" in docker
