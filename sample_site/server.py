@@ -14,6 +14,7 @@ import contextlib
 import functools
 import gzip
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -131,6 +132,13 @@ class _SiteHandler(SimpleHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # the default listen backlog of 5 resets connections under load
     daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up (a timeout, a deadline, a killed worker) is the client's
+        business, not a traceback on the run's console; anything else is printed."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 @contextlib.contextmanager
