@@ -89,6 +89,10 @@ CLASSES: dict[str, FaultClass] = {
     "http_500_always": FaultClass("any", fail(_after("http_500")), loses_track=True, doc="500 on every request"),
     "truncate": FaultClass("any", OK, 1, doc="half the body under the full Content-Length, once"),
     "truncate_always": FaultClass("any", fail(_after("truncated_body")), loses_track=True, doc="every body truncated"),
+    "hangup": FaultClass("any", OK, 1, server_mode="hangup",
+                         doc="the connection closed with no answer, once (a dropped kept-alive connection)"),
+    "hangup_always": FaultClass("any", fail(_after("connection_error")), loses_track=True, server_mode="hangup",
+                                doc="every request answered by closing the connection"),
     "slow": FaultClass("any", OK, delay_s=SOCKET_TIMEOUT_S / 3, doc="answers after a pause shorter than the socket timeout"),
     "slow_timeout": FaultClass("any", OK, 1, delay_s=SOCKET_TIMEOUT_S + 1, doc="one answer after a pause past the socket timeout"),
     "slow_always": FaultClass("any", fail(_after("timeout")), loses_track=True, delay_s=(RETRIES + 1) * SOCKET_TIMEOUT_S + 1,
@@ -130,7 +134,8 @@ CLASSES: dict[str, FaultClass] = {
 VIDEO_CLASSES = [n for n, c in CLASSES.items() if c.target not in ("manifest", "process")]
 SERVER_KINDS = {
     "http_429": "429", "http_500": "500", "http_429_always": "429", "http_500_always": "500",
-    "truncate": "truncate", "truncate_always": "truncate", "slow": "slow", "slow_timeout": "slow",
+    "truncate": "truncate", "truncate_always": "truncate", "hangup": "hangup", "hangup_always": "hangup",
+    "slow": "slow", "slow_timeout": "slow",
     "slow_always": "slow", "redirect": "redirect", "redirect_offsite": "redirect", "trickle": "trickle",
 }
 
@@ -375,7 +380,7 @@ class SiteFaults:
         kind = SERVER_KINDS[name]
         if name in ("http_429", "http_500"):
             return {"kind": kind, "times": 1}
-        if name == "truncate":
+        if name in ("truncate", "hangup"):
             return {"kind": kind, "times": 1}
         if name == "slow":
             return {"kind": kind, "seconds": round(self.rng.uniform(0.1, SOCKET_TIMEOUT_S / 3), 2)}
@@ -413,5 +418,5 @@ class SiteFaults:
 
 
 def _transient_reasons(name: str) -> tuple[str, ...]:
-    return {"http_429": ("http_429",), "http_500": ("http_500",), "truncate": ("truncated_body",),
+    return {"http_429": ("http_429",), "http_500": ("http_500",), "truncate": ("truncated_body",), "hangup": ("connection_error",),
             "slow_timeout": ("timeout",)}.get(name, ())

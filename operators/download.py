@@ -41,6 +41,17 @@ from multihowto.schemas.langtags import target_lang, track_rank
 _HTTP = re.compile(r"HTTP Error (\d{3})")
 # yt-dlp's words for a body that ended early (IncompleteRead, ContentTooShortError)
 _SHORT = re.compile(r"\d+ bytes read, \d+ more expected|downloaded \d+ bytes, expected \d+ bytes")
+# a connection refused, reset, or closed by the server before it answered (a kept-alive
+# connection the server dropped, a server restarting): transient, retried
+_CONNECTION_LOST = (
+    "connection refused",
+    "connection reset",
+    "failed to establish a new connection",
+    "connection aborted",
+    "remote end closed connection",
+    "remotedisconnected",
+    "broken pipe",
+)
 _PERMANENT = (
     ("private video", "private"),
     ("video unavailable", "unavailable"),
@@ -65,7 +76,7 @@ def classify_download_error(message: str) -> StageError:
         return StageError(f"http_{code}", message, transient=code == 429 or code >= 500)
     if "timed out" in lower or "timeout" in lower:
         return StageError("timeout", message, transient=True)
-    if "connection refused" in lower or "connection reset" in lower or "failed to establish a new connection" in lower:
+    if any(m in lower for m in _CONNECTION_LOST):
         return StageError("connection_error", message, transient=True)  # a server restarting, a blip
     if "incomplete" in lower or "did not get any data" in lower or "content-length" in lower or _SHORT.search(lower):
         return StageError("truncated_body", message, transient=True)

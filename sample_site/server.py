@@ -2,7 +2,8 @@
 
 The standard library's threading HTTP server does the serving; this module only adds
 fault injection: ``faults.json`` in the site root maps a path prefix to a fault, so a
-test can make one video answer 429 or 500, stall, or send a truncated body; and the
+test can make one video answer 429 or 500, stall, send a truncated body or hang up with
+no answer (as a server dropping a kept-alive connection does); and the
 hostile servers the downloader must survive: a redirect elsewhere, a body trickled a
 byte at a time, a body with no length, a length that lies, a gzip bomb. A request log
 (``serve(..., log=[])``) records every request the server saw.
@@ -21,7 +22,8 @@ from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-FAULTS = ("429", "500", "<any status code>", "slow", "truncate", "redirect", "trickle", "nolength", "length", "gzip_bomb")
+FAULTS = ("429", "500", "<any status code>", "slow", "truncate", "hangup", "redirect", "trickle", "nolength", "length",
+          "gzip_bomb")
 
 
 class _SiteHandler(SimpleHTTPRequestHandler):
@@ -83,6 +85,9 @@ class _SiteHandler(SimpleHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+            return None
+        if kind == "hangup":  # the request read, the connection closed with no answer
             self.close_connection = True
             return None
         if kind == "redirect":

@@ -44,6 +44,27 @@ def test_transient_faults_are_retried_permanent_ones_are_not(cfg, small_site, tm
     assert seen["/v/sample-03.html"] == 4
 
 
+def test_a_server_that_hangs_up_without_answering_is_retried(cfg, small_site, tmp_path):
+    """A connection closed with no answer (a server dropping a kept-alive connection, or
+    going away) is transient: retried, and counted, for the video and for a track."""
+    faults = {
+        "/media/sample-00.mp4": {"kind": "hangup", "times": 1},
+        "/subs/sample-00.de.vtt": {"kind": "hangup", "times": 1},
+        "/v/sample-01.html": {"kind": "hangup"},  # never answers
+    }
+    cfg = dataclasses.replace(cfg, download=DownloadConfig(
+        allowed_extractors=("generic", "html5"), retries=2, backoff_base_s=0.01, backoff_max_s=0.02,
+        allowed_networks=("127.0.0.0/8",)))
+    log = []
+    with serve(small_site, faults=faults, log=log) as base:
+        items = {it.video_id: it for it in DownloadVideo(cfg.download, cfg.langs).process_batch(
+            [video(tmp_path, v, f"{base}v/{v}.html") for v in ("sample-00", "sample-01")])}
+    ok, gone = items["sample-00"], items["sample-01"]
+    assert ok.ok and ok.retried == ["connection_error", "de:connection_error"] and "de" in ok.raw_tracks
+    assert gone.status == "failed" and gone.failure.reason == "connection_error_after_retries"
+    assert collections.Counter(path for _, path in log)["/v/sample-01.html"] == 3
+
+
 def test_a_flaky_track_is_retried_alone(cfg, small_site, tmp_path):
     faults = {"/subs/sample-00.fr.vtt": {"kind": "503", "times": 2}, "/subs/sample-00.ru.vtt": {"kind": "500"}}
     cfg = dataclasses.replace(cfg, download=DownloadConfig(
