@@ -19,6 +19,7 @@ import os
 import pickle
 import socket
 import time
+import types
 from collections.abc import Callable, Iterable
 
 from multihowto.pipeline import reaper
@@ -60,7 +61,7 @@ def _probe_gcs(address: str, timeout_s: float = 5.0) -> None:
 # Ray's C++ registration for ever (reproduced every time: tests/pipeline/test_ray_runner.py).
 # Without the prestart, workers start only for tasks, after registration, and a worker
 # killed then is a task retried.
-SYSTEM_CONFIG = {"prestart_worker_first_driver": False}
+SYSTEM_CONFIG = types.MappingProxyType({"prestart_worker_first_driver": False})  # read-only
 
 
 def init_ray(address: str, timeout_s: float = 120.0) -> None:
@@ -86,7 +87,8 @@ def init_ray(address: str, timeout_s: float = 120.0) -> None:
         # this instance dies with its driver, even a SIGKILLed one; and its start is watched
         with reaper.watch_start(os.getpid(), timeout_s):
             try:
-                ray.init(address="local", num_cpus=os.cpu_count(), _system_config=SYSTEM_CONFIG, **quiet)  # a new instance
+                ray.init(address="local", num_cpus=os.cpu_count(), _system_config=dict(SYSTEM_CONFIG), **quiet)  # a new instance
+                # (a copy: Ray writes its session's spilling folder into the dict it gets)
             except Exception as e:  # Ray says why in one line; what it started, the reaper ends
                 ray.shutdown()
                 reason = " ".join(str(e).split())[:300] or type(e).__name__

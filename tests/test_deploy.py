@@ -32,7 +32,7 @@ def test_cluster_manifests():
     job = yaml.safe_load((DEPLOY / "cluster" / "rayjob.yaml").read_text())
     assert job["kind"] == "RayJob" and job["spec"]["entrypoint"].startswith("mhowto dataset --region ")
     # the cluster's head starts Ray with the settings a local run starts it with
-    wanted = f"--system-config='{json.dumps(SYSTEM_CONFIG)}'"
+    wanted = f"--system-config='{json.dumps(dict(SYSTEM_CONFIG))}'"
     assert any(wanted in cmd for cmd in launcher["head_start_ray_commands"] if "--head" in cmd)
     head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"]
     assert json.loads(head["system-config"]) == SYSTEM_CONFIG

@@ -70,9 +70,10 @@ def test_commit_writes_tar_index_and_stats(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(raw[off : off + size])) as one:
         assert sorted(one.getnames()) == ["vid-a_00001.en.txt", "vid-a_00001.frames.npz", "vid-a_00001.json"]
     # the spans tile the archive in order, each exactly its own sample's members
-    spans = list(zip(table.column("key").to_pylist(), table.column("tar_offset").to_pylist(), table.column("tar_size").to_pylist()))
+    spans = list(zip(table.column("key").to_pylist(), table.column("tar_offset").to_pylist(), table.column("tar_size").to_pylist(),
+                     strict=True))
     assert spans[0][1] == 0
-    for (_, off, size), (_, nxt, _) in zip(spans, spans[1:]):
+    for (_, off, size), (_, nxt, _) in zip(spans, spans[1:], strict=False):
         assert off + size == nxt
     with tarfile.open(fileobj=io.BytesIO(raw)) as whole:
         members = whole.getmembers()

@@ -74,7 +74,7 @@ def cluster(s3):
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
     try:
         subprocess.run([*LAUNCH, "start", "--head", f"--port={port}", "--include-dashboard=false",
-                        "--resources={\"head_node\": 1}", f"--system-config={json.dumps(SYSTEM_CONFIG)}", *common], env=env, check=True, capture_output=True, timeout=120)
+                        "--resources={\"head_node\": 1}", f"--system-config={json.dumps(dict(SYSTEM_CONFIG))}", *common], env=env, check=True, capture_output=True, timeout=120)
         subprocess.run([*LAUNCH, "start", f"--address=127.0.0.1:{port}", "--resources={\"second_node\": 1}", *common],
                        env=env, check=True, capture_output=True, timeout=120)
         raylets = _raylets(port)
