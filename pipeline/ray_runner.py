@@ -58,7 +58,7 @@ def _probe_gcs(address: str, timeout_s: float = 5.0) -> None:
 
 # Ray starts workers for the first driver while that driver registers; a worker of
 # those killed (OOM killer, a kill by hand, the soak) leaves the driver blocked inside
-# Ray's C++ registration for ever (reproduced every time: tests/pipeline/test_ray_runner.py).
+# Ray's C++ registration for ever (reproduced every time: tests/pipeline/test_kill_resume.py).
 # Without the prestart, workers start only for tasks, after registration, and a worker
 # killed then is a task retried.
 SYSTEM_CONFIG = types.MappingProxyType({"prestart_worker_first_driver": False})  # read-only
