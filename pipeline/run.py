@@ -29,7 +29,7 @@ from multihowto.operators.download import allow_origin
 from multihowto.pipeline.lease import OutputLease
 from multihowto.pipeline.manifest import check_manifest
 from multihowto.pipeline.plan import add_retry_units, make_plan
-from multihowto.pipeline.storage import LocalStorage, locate, open_storage
+from multihowto.pipeline.storage import LocalStorage, is_temporary_of, locate, open_storage
 from multihowto.schemas.config import RegionConfig
 from multihowto.schemas.index import LEASE_FILE, PLAN_FILE, shard_files
 
@@ -96,7 +96,7 @@ def check_output(storage, ours: tuple[str, ...] = ()) -> None:
         return
 
     def mine(name: str) -> bool:  # the caller's files, and a lease (or its temporary) a killed run left
-        return name in ours or name == LEASE_FILE or (name.startswith(f".{LEASE_FILE}.") and name.endswith(".part"))
+        return name in ours or name == LEASE_FILE or is_temporary_of(name, LEASE_FILE)
 
     if isinstance(storage, LocalStorage):
         present = sorted(p.name for p in storage.root.iterdir() if not mine(p.name))[:5]

@@ -107,6 +107,21 @@ class Storage(Protocol):
     def list(self, prefix: str = "") -> list[str]: ...
 
 
+_PART = ".part"
+
+
+def temporary_name(name: str) -> str:
+    """The file a local write of ``name`` goes through before it is renamed into place."""
+    return f".{name}{_PART}"
+
+
+def is_temporary_of(name: str, target: str) -> bool:
+    """Whether ``name`` is a temporary file of a local write of ``target`` (the fixed
+    :func:`temporary_name`, or ``put_if_absent``'s uniquely named one), left behind by a
+    process killed while it wrote."""
+    return name.startswith(f".{target}.") and name.endswith(_PART)
+
+
 class LocalStorage:
     """A local folder. ``create``: make the folder now (writers); readers pass False."""
 
@@ -139,7 +154,7 @@ class LocalStorage:
         except OSError as e:
             if e.errno != 18:  # EXDEV: another filesystem, copy then rename
                 raise
-            tmp = dest.with_name(f".{dest.name}.part")
+            tmp = dest.with_name(temporary_name(dest.name))
             shutil.copyfile(local, tmp)
             os.replace(tmp, dest)
             Path(local).unlink(missing_ok=True)
@@ -147,7 +162,7 @@ class LocalStorage:
     def put_bytes(self, data: bytes, name: str) -> None:
         dest = self._path(name)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.part")
+        tmp = dest.with_name(temporary_name(dest.name))
         tmp.write_bytes(data)
         os.replace(tmp, dest)
 
@@ -156,7 +171,7 @@ class LocalStorage:
         the complete file is hard-linked into place, which fails if the name is taken."""
         dest = self._path(name)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=_PART, dir=dest.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
