@@ -27,6 +27,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     from multihowto.pipeline.manifest import check_manifest
     from multihowto.pipeline.plan import PlanMismatch
     from multihowto.pipeline.ray_runner import RayStartFailed, RayUnavailable
+    from multihowto.pipeline.reaper import RERUN
     from multihowto.pipeline.report import publish_report
     from multihowto.pipeline.run import OutputNotOurs, run_dataset
     from multihowto.pipeline.storage import open_storage
@@ -67,7 +68,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     if summary.units_failed:
         for unit, error in sorted(summary.units_failed.items()):
             print(f"error: unit {unit} was not committed: {error}", file=sys.stderr)
-        print("error: rerun the same command to finish the missing units", file=sys.stderr)
+        print(f"error: {RERUN}", file=sys.stderr)
         return 1
     return 0
 

@@ -92,8 +92,7 @@ def init_ray(address: str, timeout_s: float = 120.0) -> None:
             except Exception as e:  # Ray says why in one line; what it started, the reaper ends
                 ray.shutdown()
                 reason = " ".join(str(e).split())[:300] or type(e).__name__
-                raise RayStartFailed(f"Ray did not start ({reason}); no unit was lost: "
-                                     "rerun the same command to finish the missing units") from None
+                raise RayStartFailed(reaper.start_failed(reason)) from None
         return
     if address != "auto" and ":" in address and "://" not in address:
         _probe_gcs(address)

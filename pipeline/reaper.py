@@ -40,8 +40,12 @@ def _alive(proc: psutil.Process, created: float) -> bool:
         return False
 
 
-START_FAILED = ("error: Ray did not start within {:g} s; no unit was lost: "
-                "rerun the same command to finish the missing units")
+RERUN = "rerun the same command to finish the missing units"
+
+
+def start_failed(why: str) -> str:
+    """What a failed start of Ray says, wherever it is caught: nothing ran, a rerun resumes."""
+    return f"Ray did not start ({why}); no unit was lost: {RERUN}"
 
 
 def watch(driver_pid: int, poll_s: float = POLL_S, marker: str = "", deadline_s: float = 0.0) -> int:
@@ -58,7 +62,7 @@ def watch(driver_pid: int, poll_s: float = POLL_S, marker: str = "", deadline_s:
     began = time.monotonic()
     while _alive(driver, driver_created):
         if marker and os.path.exists(marker) and time.monotonic() - began > deadline_s:
-            print(START_FAILED.format(deadline_s), file=sys.stderr, flush=True)
+            print("error: " + start_failed(f"not within {deadline_s:g} s"), file=sys.stderr, flush=True)
             driver.kill()
             break
         try:
